@@ -1,0 +1,109 @@
+"""The cache directory: creation (owner-only), safety checks, and the marker file.
+
+A pickled value runs code when it is read, so a directory that another user
+owns, or that group or others may write to, is refused unless the caller
+opts out explicitly.  The marker file records which store created the
+directory, so that reopening it with another store fails clearly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from typing import Any
+
+from ._errors import CorruptCache, DirectoryError, InsecureDirectory
+
+__all__ = ["MARKER", "prepare", "read_marker", "write_marker"]
+
+MARKER = "cachekit.json"
+FORMAT = 1
+
+
+def prepare(path: str | os.PathLike[str], allow_insecure: bool) -> tuple[str, bool]:
+    """Create ``path`` if needed and check that it is safe; return it absolute and whether it is insecure."""
+    directory = os.path.abspath(os.fspath(path))
+    try:
+        status = os.stat(directory)
+    except FileNotFoundError:
+        _create(directory)
+        status = os.stat(directory)
+    except NotADirectoryError:
+        raise DirectoryError(f"cannot create the cache directory {directory}: a parent is a file") from None
+    except PermissionError as error:
+        raise DirectoryError(f"cannot reach the cache directory {directory}: {error.strerror}") from error
+    if not stat.S_ISDIR(status.st_mode):
+        raise DirectoryError(f"the cache path {directory} is a file, not a directory; choose another path")
+    problem = _insecurity(status)
+    if problem and not allow_insecure:
+        raise InsecureDirectory(
+            f"refusing to open the cache directory {directory}: it {problem}. Another user could plant a "
+            "pickled value there that runs code when read. Fix it with `chmod 700` on a directory you own, "
+            "or pass allow_insecure_directory=True together with a secret_key (values are then only "
+            "unpickled when their signature matches)"
+        )
+    return directory, bool(problem)
+
+
+def _create(directory: str) -> None:
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        os.chmod(directory, 0o700)  # makedirs' mode is filtered by the umask
+    except FileExistsError:
+        raise DirectoryError(f"the cache path {directory} is a file, not a directory; choose another path") from None
+    except NotADirectoryError:
+        raise DirectoryError(f"cannot create the cache directory {directory}: a parent is a file") from None
+    except OSError as error:
+        raise DirectoryError(f"cannot create the cache directory {directory}: {error.strerror}") from error
+
+
+def _insecurity(status: os.stat_result) -> str:
+    if status.st_uid != os.geteuid():
+        return f"is owned by another user (uid {status.st_uid})"
+    if status.st_mode & 0o022:
+        return f"is writable by group or others (mode {stat.S_IMODE(status.st_mode):o})"
+    return ""
+
+
+def read_marker(directory: str) -> dict[str, Any] | None:
+    """The marker's content, or ``None`` when the directory has none yet."""
+    path = os.path.join(directory, MARKER)
+    try:
+        with open(path, "rb") as file:
+            raw = file.read(65536)
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise CorruptCache(f"{path} is a directory; cachekit keeps a small file there") from None
+    except OSError as error:
+        raise DirectoryError(f"cannot read {path}: {error.strerror}") from error
+    try:
+        marker = json.loads(raw)
+    except ValueError:
+        marker = None
+    if not isinstance(marker, dict) or not isinstance(marker.get("store"), str):
+        raise CorruptCache(f"{path} is damaged or was not written by cachekit; remove it to start afresh")
+    return marker
+
+
+def write_marker(directory: str, store: str) -> dict[str, Any]:
+    """Record ``store`` in the marker unless another opener won the race; return the marker."""
+    path = os.path.join(directory, MARKER)
+    marker = {"store": store, "format": FORMAT}
+    temporary = f"{path}.{os.getpid()}.{id(marker):x}.tmp"
+    descriptor = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(descriptor, 0o600)
+        os.write(descriptor, json.dumps(marker).encode())
+    finally:
+        os.close(descriptor)
+    try:
+        os.link(temporary, path)  # atomic, and fails if a concurrent opener was first
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(temporary)
+    existing = read_marker(directory)
+    assert existing is not None
+    return existing

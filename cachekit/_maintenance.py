@@ -1,0 +1,201 @@
+"""Maintenance operations of ``Cache``: culling, expiry, eviction by tag,
+clearing, iteration and the consistency check.
+
+Bulk removals run in batches, each batch its own short transaction, so a
+large ``clear()`` never holds the write lock for long.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ._errors import StoreError
+from ._interfaces import Entry, Order
+from ._transaction import TransactionState, WriteTransaction
+
+if TYPE_CHECKING:
+    from ._cache import Cache
+
+__all__ = ["MaintenanceMixin"]
+
+_BATCH = 100
+#: Files younger than this are not called orphans: their entry may be about to commit.
+_ORPHAN_GRACE_SECONDS = 60.0
+
+
+class MaintenanceMixin:
+    """Maintenance methods, mixed into :class:`cachekit.Cache`."""
+
+    def _cull(self: Cache, now: float, state: TransactionState, limit: int | None = None) -> None:
+        """Inside a write: drop expired entries, then evict while over ``size_limit``.
+
+        At most ``limit`` (default ``cull_limit``) entries go per call, as in
+        python-diskcache; expired ones go first.
+        """
+        if self._accesses:
+            self._apply_accesses()  # eviction must see this process's recent reads
+        remaining = self._cull_limit if limit is None else limit
+        if not remaining:
+            return
+        store = self._store
+        expired = list(store.scan(Order.EXPIRY, expired_before=math.nextafter(now, math.inf), limit=remaining))
+        for entry in expired:
+            self._drop(entry, state)
+        remaining -= len(expired)
+        counts = {"expirations": len(expired)} if expired else {}
+        if remaining and self._policy.rank:
+            volume = store.totals().volume
+            if volume > self._size_limit:
+                evicted = 0
+                for entry in list(store.scan(Order.EVICTION, limit=remaining)):
+                    self._drop(entry, state)
+                    evicted += 1
+                    volume -= entry.size
+                    if volume <= self._size_limit:
+                        break
+                counts["evictions"] = evicted
+        if counts:
+            store.add_counters(counts)
+
+    def _drop(self: Cache, entry: Entry, state: TransactionState) -> None:
+        self._store.delete(entry.key)
+        if entry.filename is not None:
+            state.obsolete.append(entry.filename)
+
+    def _remove_in_batches(self: Cache, select: Callable[[], list[Entry]], retry: bool, counter: str | None) -> int:
+        total = 0
+        while True:
+            with WriteTransaction(self, retry) as state:
+                batch = select()
+                for entry in batch:
+                    self._drop(entry, state)
+                if counter and batch:
+                    self._store.add_counters({counter: len(batch)})
+            total += len(batch)
+            if len(batch) < _BATCH:
+                return total
+
+    def expire(self: Cache, now: float | None = None, retry: bool = False) -> int:
+        """Remove expired entries (as of ``now``, default the current time); return how many."""
+        bound = math.nextafter(self._clock() if now is None else now, math.inf)
+        store = self._store
+        return self._remove_in_batches(
+            lambda: list(store.scan(Order.EXPIRY, expired_before=bound, limit=_BATCH)), retry, "expirations"
+        )
+
+    def evict(self: Cache, tag: Any, retry: bool = False) -> int:
+        """Remove every entry with ``tag``; return how many."""
+        encoded = self._keys.encode(tag)
+        store = self._store
+        return self._remove_in_batches(lambda: list(store.scan(Order.INSERTION, tag=encoded, limit=_BATCH)), retry, None)
+
+    def clear(self: Cache, retry: bool = False) -> int:
+        """Remove every entry; return how many."""
+        store = self._store
+        return self._remove_in_batches(lambda: list(store.scan(Order.INSERTION, limit=_BATCH)), retry, None)
+
+    def cull(self: Cache, retry: bool = False) -> int:
+        """Remove expired entries, then evict until the volume is within ``size_limit``; return how many."""
+        removed = self.expire(retry=retry)
+        if not self._policy.rank:
+            return removed
+        while self._store.totals().volume > self._size_limit:
+            with WriteTransaction(self, retry) as state:
+                before = self._store.totals().count
+                self._cull(self._clock(), state, limit=10)
+                culled = before - self._store.totals().count
+            if not culled:
+                break
+            removed += culled
+        return removed
+
+    def create_tag_index(self: Cache) -> None:
+        """Index entries by tag, which makes :meth:`evict` fast on large caches."""
+        self.reset("tag_index", True)
+
+    def drop_tag_index(self: Cache) -> None:
+        """Remove the tag index."""
+        self.reset("tag_index", False)
+
+    # -- iteration -------------------------------------------------------------
+    def __iter__(self: Cache) -> Iterator[Any]:
+        """Keys in insertion order, expired ones included."""
+        decode = self._keys.decode
+        for entry in self._store.scan(Order.INSERTION):
+            yield decode(entry.key)
+
+    def __reversed__(self: Cache) -> Iterator[Any]:
+        """Keys in reverse insertion order, expired ones included."""
+        decode = self._keys.decode
+        for entry in self._store.scan(Order.INSERTION, reverse=True):
+            yield decode(entry.key)
+
+    def iterkeys(self: Cache, reverse: bool = False) -> Iterator[Any]:
+        """Keys in the store's key order (the order of their canonical bytes)."""
+        decode = self._keys.decode
+        for entry in self._store.scan(Order.KEY, reverse=reverse):
+            yield decode(entry.key)
+
+    # -- consistency ---------------------------------------------------------------
+    def check(self: Cache, fix: bool = False, retry: bool = False) -> list[warnings.WarningMessage]:
+        """Verify the store, the value files and the totals; return the problems as warnings.
+
+        With ``fix=True``, entries whose value file is missing or damaged are
+        removed, orphan value files older than a minute are deleted, and the
+        store repairs what it can.
+        """
+        with warnings.catch_warnings(record=True) as found:
+            warnings.simplefilter("always")
+            for problem in self._store.check(fix):
+                warnings.warn(problem, stacklevel=2)
+            referenced: set[str] = set()
+            broken: list[Entry] = []
+            for entry in self._store.scan(Order.INSERTION):
+                if entry.filename is None:
+                    continue
+                referenced.add(entry.filename)
+                problem = self._value_file_problem(entry)
+                if problem:
+                    warnings.warn(problem, stacklevel=2)
+                    broken.append(entry)
+            if fix and broken:
+                with WriteTransaction(self, retry) as state:
+                    for entry in broken:
+                        current = self._store.get(entry.key)
+                        if current is not None and current.filename == entry.filename:
+                            self._drop(current, state)
+            now = time.time()
+            for name in self._files.names():
+                if name in referenced:
+                    continue
+                path = os.path.join(self._directory, name)
+                try:
+                    age = now - os.lstat(path).st_mtime
+                except FileNotFoundError:
+                    continue
+                warnings.warn(f"orphan value file {path}", stacklevel=2)
+                if fix and age > _ORPHAN_GRACE_SECONDS:
+                    os.unlink(path)
+        return found
+
+    def _value_file_problem(self: Cache, entry: Entry) -> str:
+        assert entry.filename is not None
+        try:
+            path = self._files.path(entry.filename)
+        except StoreError as error:
+            return str(error)
+        expected = entry.size - len(entry.key)
+        try:
+            status = os.lstat(path)
+        except FileNotFoundError:
+            return f"value file {path} is missing"
+        if not os.path.isfile(path) or os.path.islink(path):
+            return f"value file {path} is not a regular file"
+        if status.st_size != expected:
+            return f"value file {path} holds {status.st_size} bytes, expected {expected}"
+        return ""

@@ -1,0 +1,105 @@
+"""Memoization: the key of a call, and the ``memoize`` decorator."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from ._cache import Cache
+
+__all__ = ["ENOVAL", "UNKNOWN", "Constant", "args_to_key", "full_name", "memoize"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+
+class Constant(tuple):  # type: ignore[type-arg]
+    """A named sentinel that keeps its name in ``repr`` and survives pickling."""
+
+    def __new__(cls, name: str) -> Constant:
+        return tuple.__new__(cls, (name,))
+
+    def __repr__(self) -> str:
+        return str(self[0])
+
+
+ENOVAL = Constant("ENOVAL")
+"""Marks "no value" where ``None`` is a legitimate value."""
+UNKNOWN = Constant("UNKNOWN")
+"""Marks an unknown value (python-diskcache compatibility)."""
+
+
+def full_name(function: Callable[..., Any]) -> str:
+    """``module.qualname`` of a function, the default memoize key prefix."""
+    return f"{function.__module__}.{function.__qualname__}"
+
+
+def args_to_key(
+    base: tuple[Any, ...],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    typed: bool,
+    ignore: Iterable[int | str],
+) -> tuple[Any, ...]:
+    """The cache key of a call, as python-diskcache builds it.
+
+    ``ignore`` holds positions and keyword names to leave out.
+    """
+    ignored = set(ignore)
+    args = tuple(arg for index, arg in enumerate(args) if index not in ignored)
+    key = base + args + (None,)
+    sorted_items: list[tuple[str, Any]] = []
+    if kwargs:
+        sorted_items = sorted((name, value) for name, value in kwargs.items() if name not in ignored)
+        for item in sorted_items:
+            key += item
+    if typed:
+        key += tuple(type(arg) for arg in args)
+        key += tuple(type(value) for _, value in sorted_items)
+    return key
+
+
+class Memoized(Protocol[P, R_co]):
+    """A memoized function: the original signature plus ``__cache_key__``."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+
+    def __cache_key__(self, *args: P.args, **kwargs: P.kwargs) -> tuple[Any, ...]: ...
+
+
+def memoize(
+    cache: Cache,
+    name: str | None,
+    typed: bool,
+    expire: float | None,
+    tag: str | None,
+    ignore: Iterable[int | str],
+) -> Callable[[Callable[P, R]], Memoized[P, R]]:
+    """Build the decorator behind :meth:`cachekit.Cache.memoize`."""
+    if callable(name):
+        raise TypeError("name cannot be callable: write @cache.memoize() with parentheses")
+    ignored = frozenset(ignore)
+
+    def decorator(function: Callable[P, R]) -> Memoized[P, R]:
+        base = (full_name(function),) if name is None else (name,)
+
+        def cache_key(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
+            return args_to_key(base, args, kwargs, typed, ignored)
+
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            key = cache_key(*args, **kwargs)
+            result = cache.get(key, default=ENOVAL, retry=True)
+            if result is ENOVAL:
+                result = function(*args, **kwargs)
+                if expire is None or expire > 0:
+                    cache.set(key, result, expire, tag=tag, retry=True)
+            return result
+
+        wrapper.__cache_key__ = cache_key  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorator

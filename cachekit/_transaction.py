@@ -1,0 +1,92 @@
+"""Write transactions of a cache: nesting, timeouts, and value-file clean-up.
+
+A value file written for an entry is removed if the transaction rolls
+back; a value file an entry stops referencing is removed only after the
+transaction commits, so a crash can leave an orphan file (which ``check``
+finds) but never an entry without its file.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import AbstractContextManager
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from ._errors import Timeout
+
+if TYPE_CHECKING:
+    from ._cache import Cache
+
+__all__ = ["TransactionState", "WriteTransaction"]
+
+
+class TransactionState(threading.local):
+    """Per-thread state of the transaction a thread is in."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.created: list[str] = []
+        """Value files written for this transaction: removed on rollback."""
+        self.obsolete: list[str] = []
+        """Value files no longer referenced: removed after commit."""
+
+
+class WriteTransaction:
+    """Context manager for one (possibly nested) write transaction of a cache."""
+
+    __slots__ = ("_cache", "_nested", "_retry", "_store_transaction")
+
+    def __init__(self, cache: Cache, retry: bool) -> None:
+        self._cache = cache
+        self._retry = retry
+        self._nested = False
+        self._store_transaction: AbstractContextManager[None] | None = None
+
+    def __enter__(self) -> TransactionState:
+        cache = self._cache
+        state = cache._txn
+        if state.depth:
+            state.depth += 1
+            self._nested = True
+            return state
+        store = cache._store
+        while True:
+            transaction = store.write()
+            try:
+                transaction.__enter__()
+                break
+            except Timeout:
+                cache._count("timeouts")
+                if not self._retry:
+                    raise
+        self._store_transaction = transaction
+        state.depth = 1
+        state.created = []
+        state.obsolete = []
+        return state
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        state = self._cache._txn
+        if self._nested:
+            state.depth -= 1
+            return
+        state.depth = 0
+        created, obsolete = state.created, state.obsolete
+        state.created = []
+        state.obsolete = []
+        files = self._cache._files
+        assert self._store_transaction is not None
+        try:
+            self._store_transaction.__exit__(exc_type, exc, traceback)
+        except BaseException:
+            for name in created:
+                files.remove(name)
+            raise
+        for name in created if exc_type is not None else obsolete:
+            files.remove(name)

@@ -1,0 +1,137 @@
+"""Value encoding: native kinds, the configured serializer, and signing.
+
+``bytes``, ``str``, ``int`` and ``float`` are stored natively (as
+python-diskcache does), so they read back fast and ``incr`` works whatever
+the serializer.  Everything else goes through the serializer; with a
+``secret_key`` the serialized bytes carry an HMAC-SHA256 that is checked
+before they are decoded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from ._errors import InsecureDirectory, SerializationError
+from ._interfaces import Serializer
+
+__all__ = ["IntegrityError", "ValueCodec"]
+
+_FLOAT = struct.Struct(">d")
+_MAC_SIZE = hashlib.sha256().digest_size
+
+
+class IntegrityError(SerializationError):
+    """A signed payload's signature does not match: it was altered or written without the key."""
+
+
+def _encode_int(number: int) -> bytes:
+    return number.to_bytes((number.bit_length() + 8) // 8, "big", signed=True)
+
+
+def _decode_int(data: bytes) -> int:
+    return int.from_bytes(data, "big", signed=True)
+
+
+def _decode_str(data: bytes) -> str:
+    return data.decode("utf-8", "surrogatepass")
+
+
+def _decode_float(data: bytes) -> float:
+    value: float = _FLOAT.unpack(data)[0]
+    return value
+
+
+class ValueCodec:
+    """Encodes values to ``(serializer name, payload)`` and back."""
+
+    def __init__(
+        self,
+        serializer: Serializer,
+        secret_key: bytes | None,
+        refuse_pickle: bool,
+        resolve: Callable[[str], Serializer],
+    ) -> None:
+        self.serializer = serializer
+        self.secret_key = secret_key
+        self._resolve = resolve
+        self._refuse_pickle = refuse_pickle and secret_key is None
+        self._decoders: dict[str, Callable[[bytes], Any]] = {
+            "bytes": bytes,
+            "str": _decode_str,
+            "int": _decode_int,
+            "float": _decode_float,
+        }
+        self._add_decoder(serializer)
+
+    def _add_decoder(self, serializer: Serializer) -> Callable[[bytes], Any]:
+        loads = serializer.loads
+        if self._refuse_pickle and serializer.name == "pickle":
+
+            def refuse(data: bytes) -> Any:
+                raise InsecureDirectory(
+                    "refusing to unpickle a value from a cache directory that others can write to; "
+                    "configure a secret_key so that cachekit can verify what it unpickles"
+                )
+
+            loads = refuse
+        decoder = self._verified(loads) if self.secret_key is not None else loads
+        self._decoders[serializer.name] = decoder
+        return decoder
+
+    def _verified(self, loads: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+        key = self.secret_key
+        assert key is not None
+
+        def verified_loads(data: bytes) -> Any:
+            mac, payload = data[:_MAC_SIZE], data[_MAC_SIZE:]
+            expected = hmac.new(key, payload, hashlib.sha256).digest()
+            if len(mac) != _MAC_SIZE or not hmac.compare_digest(mac, expected):
+                raise IntegrityError("a stored value's signature does not match the secret_key")
+            return loads(payload)
+
+        return verified_loads
+
+    def dumps(self, value: Any) -> bytes:
+        """Serialize (and sign) a value that is not stored natively."""
+        try:
+            payload = self.serializer.dumps(value)
+        except Exception as error:
+            raise SerializationError(
+                f"the {self.serializer.name} serializer cannot encode a {type(value).__name__}: {error}"
+            ) from error
+        if self.secret_key is not None:
+            payload = hmac.new(self.secret_key, payload, hashlib.sha256).digest() + payload
+        return payload
+
+    def loads(self, data: bytes) -> Any:
+        """Decode what :meth:`dumps` produced with the current serializer."""
+        return self.decode(self.serializer.name, data)
+
+    def encode(self, value: Any) -> tuple[str, bytes]:
+        """Return ``(serializer name, payload)`` for ``value``."""
+        kind = type(value)
+        if kind is bytes:
+            return "bytes", value
+        if kind is str:
+            return "str", value.encode("utf-8", "surrogatepass")
+        if kind is int:
+            return "int", _encode_int(value)
+        if kind is float:
+            return "float", _FLOAT.pack(value)
+        return self.serializer.name, self.dumps(value)
+
+    def decode(self, serializer: str, payload: bytes) -> Any:
+        """Decode a payload recorded with ``serializer``."""
+        decoder = self._decoders.get(serializer)
+        if decoder is None:
+            decoder = self._add_decoder(self._resolve(serializer))
+        try:
+            return decoder(payload)
+        except (SerializationError, InsecureDirectory):
+            raise
+        except Exception as error:
+            raise SerializationError(f"cannot decode a value stored with {serializer!r}: {error}") from error

@@ -1,0 +1,533 @@
+"""The SQLite store: stdlib ``sqlite3`` in WAL mode, one connection per thread.
+
+Write transactions use ``BEGIN IMMEDIATE`` so that a writer takes the lock
+before it reads and can never be refused half-way; SQLite's busy handler
+waits up to the cache's ``timeout`` and a refusal becomes
+:class:`cachekit.Timeout`.  Count and volume are kept by triggers in the
+same transaction as the change they account for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import threading
+import weakref
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any, ClassVar
+
+from cachekit import CorruptCache, StorageFull, StoreError, Timeout
+from cachekit.plugins import (
+    Capabilities,
+    Entry,
+    Order,
+    Setting,
+    Store,
+    StoreConfig,
+    Totals,
+    integer,
+    size,
+)
+
+__all__ = ["SQLiteStore"]
+
+DATABASE_NAME = "cache.db"
+#: ``PRAGMA application_id`` of a cachekit database: "ckit".
+APPLICATION_ID = 0x636B6974
+SCHEMA_VERSION = 1
+
+_COLUMNS = (
+    "key, value, filename, serializer, size, store_time, expire_time, access_time, access_count, tag"
+)
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS entries (
+    seq INTEGER PRIMARY KEY,
+    key BLOB NOT NULL UNIQUE,
+    value BLOB,
+    filename TEXT,
+    serializer TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    store_time REAL NOT NULL,
+    expire_time REAL,
+    access_time REAL NOT NULL,
+    access_count INTEGER NOT NULL,
+    tag BLOB
+);
+CREATE INDEX IF NOT EXISTS entries_expire_time ON entries (expire_time)
+    WHERE expire_time IS NOT NULL;
+CREATE TABLE IF NOT EXISTS totals (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    count INTEGER NOT NULL,
+    volume INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO totals VALUES (0, 0, 0);
+CREATE TRIGGER IF NOT EXISTS entries_count_insert AFTER INSERT ON entries BEGIN
+    UPDATE totals SET count = count + 1, volume = volume + NEW.size WHERE id = 0;
+END;
+CREATE TRIGGER IF NOT EXISTS entries_count_delete AFTER DELETE ON entries BEGIN
+    UPDATE totals SET count = count - 1, volume = volume - OLD.size WHERE id = 0;
+END;
+CREATE TRIGGER IF NOT EXISTS entries_count_update AFTER UPDATE OF size ON entries BEGIN
+    UPDATE totals SET volume = volume + NEW.size - OLD.size WHERE id = 0;
+END;
+CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+PRAGMA application_id = {APPLICATION_ID};
+PRAGMA user_version = {SCHEMA_VERSION};
+"""
+_GET = f"SELECT {_COLUMNS} FROM entries WHERE key = ?"
+_UPSERT = (
+    f"INSERT INTO entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value, filename = excluded.filename, "
+    "serializer = excluded.serializer, size = excluded.size, store_time = excluded.store_time, "
+    "expire_time = excluded.expire_time, access_time = excluded.access_time, "
+    "access_count = excluded.access_count, tag = excluded.tag"
+)
+_UPDATABLE = frozenset({"expire_time", "access_time", "access_count", "tag"})
+_PAGE = 100
+_EVICTION_INDEX_PREFIX = "entries_evict_"
+
+# Connections inherited through fork() must never be closed in the child:
+# closing one would drop the child's new POSIX locks on the same file and may
+# let SQLite checkpoint or delete a WAL the parent still uses.  They are kept
+# here, unused, for the life of the child.
+_inherited_connections: list[sqlite3.Connection] = []
+_open_stores: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_open_stores):
+        store._forget_connections()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def translate(error: sqlite3.Error, path: str) -> Exception:
+    """Turn an ``sqlite3`` exception into the cachekit exception it means."""
+    message = str(error)
+    code = getattr(error, "sqlite_errorname", "")
+    lowered = message.lower()
+    if code.startswith("SQLITE_BUSY") or code.startswith("SQLITE_LOCKED") or "locked" in lowered:
+        return Timeout(f"the cache database {path} stayed locked beyond the timeout ({message})")
+    if code == "SQLITE_FULL" or "disk is full" in lowered:
+        return StorageFull(f"no space left to write {path} ({message}); free space or lower size_limit")
+    if code in ("SQLITE_IOERR_WRITE", "SQLITE_IOERR_FSYNC", "SQLITE_IOERR_TRUNCATE"):
+        return StorageFull(
+            f"could not write {path} ({message}): the disk or the file size limit is probably exhausted"
+        )
+    if (
+        code.startswith("SQLITE_NOTADB")
+        or code.startswith("SQLITE_CORRUPT")
+        or "not a database" in lowered
+        or "malformed" in lowered
+    ):
+        return CorruptCache(f"{path} is damaged or is not a cachekit database ({message})")
+    if code.startswith("SQLITE_READONLY") or "readonly" in lowered:
+        return StoreError(f"cannot write {path}: it is read-only for this user ({message})")
+    if code.startswith("SQLITE_CANTOPEN") or "unable to open" in lowered:
+        return StoreError(f"cannot open {path} ({message}); check that the path and permissions are right")
+    return StoreError(f"SQLite failed on {path}: {message}")
+
+
+class _WriteTransaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``; a class rather than a generator for speed."""
+
+    __slots__ = ("_connection", "_path")
+
+    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
+        self._connection = connection
+        self._path = path
+
+    def __enter__(self) -> None:
+        try:
+            self._connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            raise translate(error, self._path) from error
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        connection = self._connection
+        if exc_type is None:
+            try:
+                connection.execute("COMMIT")
+                return
+            except sqlite3.Error as error:
+                _rollback(connection)
+                raise translate(error, self._path) from error
+        _rollback(connection)
+
+
+def _rollback(connection: sqlite3.Connection) -> None:
+    if connection.in_transaction:
+        try:
+            connection.execute("ROLLBACK")
+        except sqlite3.Error:  # pragma: no cover - SQLite rolled back already
+            pass
+
+
+class SQLiteStore(Store):
+    """cachekit's default store, on the SQLite that ships with Python."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        transactions=True,
+        value_files=True,
+        ordered_scans=True,
+        exact_length=True,
+        max_value_size=None,
+        reads_may_write=True,  # WAL readers write the -shm index file
+    )
+    settings: ClassVar[Mapping[str, Setting]] = {
+        "sqlite_cache_size": Setting(2**13, integer(0), "Page cache per connection, in pages.", persist=False),
+        "sqlite_mmap_size": Setting(2**26, size, "Bytes of the database SQLite may memory-map.", persist=False),
+    }
+
+    def __init__(self, config: StoreConfig) -> None:
+        self.config = config
+        self.path = os.path.join(config.directory, DATABASE_NAME)
+        self._synchronous = "FULL" if config.durability == "full" else "NORMAL"
+        self._local = threading.local()
+        self._generation = 0
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._eviction_order = "seq"
+
+    # -- opening and connections ------------------------------------------
+    @classmethod
+    def open(cls, config: StoreConfig) -> SQLiteStore:
+        store = cls(config)
+        store._create_file()
+        store._ensure_schema()
+        _open_stores.add(store)
+        return store
+
+    def _create_file(self) -> None:
+        """Create the database file owner-only, so SQLite's WAL and SHM files inherit 0o600."""
+        try:
+            status = os.lstat(self.path)
+        except FileNotFoundError:
+            try:
+                descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
+            except FileExistsError:
+                return
+            except OSError as error:
+                raise StoreError(f"cannot create {self.path}: {error.strerror}") from error
+            os.fchmod(descriptor, 0o600)
+            os.close(descriptor)
+            return
+        if not stat.S_ISREG(status.st_mode):
+            kind = "a directory" if stat.S_ISDIR(status.st_mode) else "not a regular file"
+            raise CorruptCache(f"{self.path} is {kind}; move it away so cachekit can create its database")
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            connection = sqlite3.connect(
+                self.path,
+                timeout=self.config.timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as error:
+            raise translate(error, self.path) from error
+        try:
+            pragmas = (
+                f"PRAGMA synchronous = {self._synchronous}",
+                f"PRAGMA cache_size = {int(self.config.options.get('sqlite_cache_size', 2**13))}",
+                f"PRAGMA mmap_size = {int(self.config.options.get('sqlite_mmap_size', 2**26))}",
+            )
+            for pragma in pragmas:
+                connection.execute(pragma)
+            (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
+            if mode != "wal":
+                connection.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.Error as error:
+            connection.close()
+            raise translate(error, self.path) from error
+        local = self._local
+        local.connection = connection
+        local.generation = self._generation
+        with self._lock:
+            self._connections.append(connection)
+        return connection
+
+    def _connection(self) -> sqlite3.Connection:
+        local = self._local
+        try:
+            if local.generation == self._generation:
+                connection: sqlite3.Connection = local.connection
+                return connection
+        except AttributeError:
+            pass
+        return self._connect()
+
+    def _forget_connections(self) -> None:
+        _inherited_connections.extend(self._connections)
+        self._connections = []
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    def _ensure_schema(self) -> None:
+        connection = self._connection()
+        try:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            (application_id,) = connection.execute("PRAGMA application_id").fetchone()
+            if tables and application_id != APPLICATION_ID:
+                raise CorruptCache(
+                    f"{self.path} is an SQLite database of another program "
+                    f"(tables: {', '.join(sorted(tables))}); point cachekit at another directory"
+                )
+            if {"entries", "totals", "settings", "counters"} <= tables:
+                return
+            # executescript() commits any open transaction first, so the
+            # script carries its own BEGIN IMMEDIATE ... COMMIT.
+            connection.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+        except sqlite3.Error as error:
+            _rollback(connection)
+            raise translate(error, self.path) from error
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._connections = self._connections, []
+            self._generation += 1
+        for connection in connections:
+            try:
+                connection.close()
+            except sqlite3.Error:  # pragma: no cover - closing never fails in practice
+                pass
+        _open_stores.discard(self)
+
+    # -- transactions -------------------------------------------------------
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        connection = self._connection()
+        try:
+            connection.execute("BEGIN")
+            connection.execute("SELECT 1 FROM totals").fetchone()  # start the snapshot now
+        except sqlite3.Error as error:
+            raise translate(error, self.path) from error
+        try:
+            yield
+        finally:
+            _rollback(connection)
+
+    def write(self) -> _WriteTransaction:
+        return _WriteTransaction(self._connection(), self.path)
+
+    # -- entries --------------------------------------------------------------
+    def _execute(self, sql: str, parameters: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        try:
+            return self._connection().execute(sql, parameters)
+        except sqlite3.Error as error:
+            raise translate(error, self.path) from error
+
+    def get(self, key: bytes) -> Entry | None:
+        try:
+            row = self._connection().execute(_GET, (key,)).fetchone()
+        except sqlite3.Error as error:
+            raise translate(error, self.path) from error
+        return None if row is None else Entry._make(row)
+
+    def put(self, entry: Entry) -> Entry | None:
+        connection = self._connection()
+        try:
+            row = connection.execute(_GET, (entry.key,)).fetchone()
+            connection.execute(_UPSERT, entry)
+        except sqlite3.Error as error:
+            raise translate(error, self.path) from error
+        return None if row is None else Entry._make(row)
+
+    def update(self, key: bytes, changes: Mapping[str, Any]) -> bool:
+        unknown = set(changes) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"cannot update entry fields {sorted(unknown)}; updatable: {sorted(_UPDATABLE)}")
+        if not changes:
+            return self.get(key) is not None
+        assignments = ", ".join(f"{name} = ?" for name in changes)
+        cursor = self._execute(f"UPDATE entries SET {assignments} WHERE key = ?", (*changes.values(), key))
+        return cursor.rowcount > 0
+
+    def delete(self, key: bytes) -> Entry | None:
+        entry = self.get(key)
+        if entry is not None:
+            self._execute("DELETE FROM entries WHERE key = ?", (key,))
+        return entry
+
+    def scan(
+        self,
+        order: Order,
+        *,
+        reverse: bool = False,
+        start: bytes | None = None,
+        stop: bytes | None = None,
+        tag: bytes | None = None,
+        expired_before: float | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Entry]:
+        conditions: list[str] = []
+        parameters: list[Any] = []
+        if order is Order.KEY:
+            if start is not None:
+                conditions.append("key >= ?")
+                parameters.append(start)
+            if stop is not None:
+                conditions.append("key < ?")
+                parameters.append(stop)
+        if tag is not None:
+            conditions.append("tag = ?")
+            parameters.append(tag)
+        if order is Order.EXPIRY:
+            conditions.append("expire_time IS NOT NULL")
+            if expired_before is not None:
+                conditions.append("expire_time < ?")
+                parameters.append(expired_before)
+        direction = " DESC" if reverse else ""
+        if order is Order.INSERTION or order is Order.KEY:
+            # Page through with a moving bound so that concurrent writers are
+            # never blocked by a long-running read.
+            column = "seq" if order is Order.INSERTION else "key"
+            return self._paged(column, direction, conditions, parameters, limit)
+        if order is Order.EXPIRY:
+            order_by = f"expire_time{direction}, seq{direction}"
+        else:
+            order_by = self._eviction_order if not reverse else _reverse(self._eviction_order)
+        sql = f"SELECT {_COLUMNS} FROM entries"
+        if conditions:
+            sql += " WHERE " + " AND ".join(conditions)
+        sql += f" ORDER BY {order_by}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        rows = self._execute(sql, tuple(parameters)).fetchall()
+        return iter([Entry._make(row) for row in rows])
+
+    def _paged(
+        self,
+        column: str,
+        direction: str,
+        conditions: list[str],
+        parameters: list[Any],
+        limit: int | None,
+    ) -> Iterator[Entry]:
+        comparison = "<" if direction else ">"
+        remaining = limit
+        bound: Any = None
+        while remaining is None or remaining > 0:
+            page = _PAGE if remaining is None else min(_PAGE, remaining)
+            where = list(conditions)
+            values = list(parameters)
+            if bound is not None:
+                where.append(f"{column} {comparison} ?")
+                values.append(bound)
+            sql = f"SELECT seq, {_COLUMNS} FROM entries"
+            if where:
+                sql += " WHERE " + " AND ".join(where)
+            sql += f" ORDER BY {column}{direction} LIMIT {page}"
+            rows = self._execute(sql, tuple(values)).fetchall()
+            for row in rows:
+                yield Entry._make(row[1:])
+            if len(rows) < page:
+                return
+            last = rows[-1]
+            bound = last[0] if column == "seq" else last[1]
+            if remaining is not None:
+                remaining -= len(rows)
+
+    def totals(self) -> Totals:
+        row = self._execute("SELECT count, volume FROM totals WHERE id = 0").fetchone()
+        return Totals(row[0], row[1])
+
+    # -- settings, counters, indexes -------------------------------------------
+    def load_settings(self) -> dict[str, Any]:
+        rows = self._execute("SELECT name, value FROM settings").fetchall()
+        return {name: json.loads(value) for name, value in rows}
+
+    def save_settings(self, settings: Mapping[str, Any]) -> None:
+        for name, value in settings.items():
+            self._execute(
+                "INSERT INTO settings (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (name, json.dumps(value)),
+            )
+
+    def counters(self) -> dict[str, int]:
+        return dict(self._execute("SELECT name, value FROM counters").fetchall())
+
+    def add_counters(self, deltas: Mapping[str, int]) -> None:
+        for name, delta in deltas.items():
+            self._execute(
+                "INSERT INTO counters (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                (name, delta),
+            )
+
+    def reset_counters(self, names: Iterator[str] | list[str]) -> None:
+        for name in names:
+            self._execute("UPDATE counters SET value = 0 WHERE name = ?", (name,))
+
+    def _index_names(self, prefix: str) -> set[str]:
+        rows = self._execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE ?", (prefix + "%",)
+        ).fetchall()
+        return {row[0] for row in rows}
+
+    def set_eviction_rank(self, rank: tuple[str, ...]) -> None:
+        columns = [f"{field[1:]} DESC" if field.startswith("-") else field for field in rank]
+        self._eviction_order = ", ".join([*columns, "seq"])
+        wanted = _EVICTION_INDEX_PREFIX + "_".join(
+            field[1:] + "_desc" if field.startswith("-") else field for field in rank
+        )
+        existing = self._index_names(_EVICTION_INDEX_PREFIX)
+        if (not rank and not existing) or existing == {wanted}:
+            return
+        with self.write():
+            for name in existing - {wanted}:
+                self._execute(f"DROP INDEX IF EXISTS {name}")
+            if rank:
+                self._execute(f"CREATE INDEX IF NOT EXISTS {wanted} ON entries ({', '.join(columns)})")
+
+    def set_tag_index(self, enabled: bool) -> None:
+        exists = bool(self._index_names("entries_tag"))
+        if exists == enabled:
+            return
+        with self.write():
+            if enabled:
+                self._execute("CREATE INDEX IF NOT EXISTS entries_tag ON entries (tag) WHERE tag IS NOT NULL")
+            else:
+                self._execute("DROP INDEX IF EXISTS entries_tag")
+
+    def check(self, fix: bool) -> list[str]:
+        problems = [
+            f"SQLite integrity check: {row[0]}"
+            for row in self._execute("PRAGMA integrity_check").fetchall()
+            if row[0] != "ok"
+        ]
+        if problems and fix:
+            self._execute("REINDEX")
+        with self.write():
+            count, volume = self._execute("SELECT count(*), coalesce(sum(size), 0) FROM entries").fetchone()
+            recorded = self.totals()
+            if recorded != (count, volume):
+                problems.append(
+                    f"totals say {recorded.count} entries and {recorded.volume} bytes, "
+                    f"the entries add up to {count} and {volume}"
+                )
+                if fix:
+                    self._execute("UPDATE totals SET count = ?, volume = ? WHERE id = 0", (count, volume))
+        return problems
+
+
+def _reverse(order_by: str) -> str:
+    reversed_columns = []
+    for column in order_by.split(", "):
+        if column.endswith(" DESC"):
+            reversed_columns.append(column[: -len(" DESC")])
+        else:
+            reversed_columns.append(column + " DESC")
+    return ", ".join(reversed_columns)
