@@ -70,7 +70,9 @@ def build(
 
     # Validate what needs no store before touching the file system.
     store_settings = {name: value for name, value in settings.items() if name not in CORE_SETTINGS}
-    explicit = {name: parse_setting(CORE_SETTINGS, name, value) for name, value in settings.items() if name in CORE_SETTINGS}
+    explicit = {
+        name: parse_setting(CORE_SETTINGS, name, value) for name, value in settings.items() if name in CORE_SETTINGS
+    }
     if explicit.get("serializer") is not None:
         registry.resolve("serializer", explicit["serializer"])
     if explicit.get("eviction_policy") is not None:
@@ -79,9 +81,7 @@ def build(
     if directory is None:
         directory = tempfile.mkdtemp(prefix="cachekit-")
     elif isinstance(directory, str) and looks_like_config_string(directory):
-        raise ConfigError(
-            f"{directory!r} is a config string, not a directory: use cachekit.open({directory!r})"
-        )
+        raise ConfigError(f"{directory!r} is a config string, not a directory: use cachekit.open({directory!r})")
     elif not isinstance(directory, str | os.PathLike):
         raise TypeError(f"directory must be a path, got {type(directory).__name__}")
 

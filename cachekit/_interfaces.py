@@ -63,7 +63,8 @@ class Entry(NamedTuple):
     """The encoded tag, or ``None``."""
 
 
-class Totals(NamedTuple):
+@dataclass(frozen=True)
+class Totals:
     """Aggregates a store keeps current inside every write transaction."""
 
     count: int

@@ -89,7 +89,7 @@ class KeyCodec:
     def _encode_other(self, key: Any) -> bytes:
         kind = type(key)
         if kind is bytes:
-            return b"b" + key
+            return b"b" + bytes(key)
         if kind is int:
             return _encode_int(key)
         if kind is float:

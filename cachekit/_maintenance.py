@@ -12,14 +12,12 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ._core import CacheCore
 from ._errors import StoreError
 from ._interfaces import Entry, Order
-from ._transaction import TransactionState, WriteTransaction
-
-if TYPE_CHECKING:
-    from ._cache import Cache
+from ._transaction import WriteTransaction
 
 __all__ = ["MaintenanceMixin"]
 
@@ -28,46 +26,10 @@ _BATCH = 100
 _ORPHAN_GRACE_SECONDS = 60.0
 
 
-class MaintenanceMixin:
+class MaintenanceMixin(CacheCore):
     """Maintenance methods, mixed into :class:`cachekit.Cache`."""
 
-    def _cull(self: Cache, now: float, state: TransactionState, limit: int | None = None) -> None:
-        """Inside a write: drop expired entries, then evict while over ``size_limit``.
-
-        At most ``limit`` (default ``cull_limit``) entries go per call, as in
-        python-diskcache; expired ones go first.
-        """
-        if self._accesses:
-            self._apply_accesses()  # eviction must see this process's recent reads
-        remaining = self._cull_limit if limit is None else limit
-        if not remaining:
-            return
-        store = self._store
-        expired = list(store.scan(Order.EXPIRY, expired_before=math.nextafter(now, math.inf), limit=remaining))
-        for entry in expired:
-            self._drop(entry, state)
-        remaining -= len(expired)
-        counts = {"expirations": len(expired)} if expired else {}
-        if remaining and self._policy.rank:
-            volume = store.totals().volume
-            if volume > self._size_limit:
-                evicted = 0
-                for entry in list(store.scan(Order.EVICTION, limit=remaining)):
-                    self._drop(entry, state)
-                    evicted += 1
-                    volume -= entry.size
-                    if volume <= self._size_limit:
-                        break
-                counts["evictions"] = evicted
-        if counts:
-            store.add_counters(counts)
-
-    def _drop(self: Cache, entry: Entry, state: TransactionState) -> None:
-        self._store.delete(entry.key)
-        if entry.filename is not None:
-            state.obsolete.append(entry.filename)
-
-    def _remove_in_batches(self: Cache, select: Callable[[], list[Entry]], retry: bool, counter: str | None) -> int:
+    def _remove_in_batches(self, select: Callable[[], list[Entry]], retry: bool, counter: str | None) -> int:
         total = 0
         while True:
             with WriteTransaction(self, retry) as state:
@@ -80,7 +42,7 @@ class MaintenanceMixin:
             if len(batch) < _BATCH:
                 return total
 
-    def expire(self: Cache, now: float | None = None, retry: bool = False) -> int:
+    def expire(self, now: float | None = None, retry: bool = False) -> int:
         """Remove expired entries (as of ``now``, default the current time); return how many."""
         bound = math.nextafter(self._clock() if now is None else now, math.inf)
         store = self._store
@@ -88,18 +50,20 @@ class MaintenanceMixin:
             lambda: list(store.scan(Order.EXPIRY, expired_before=bound, limit=_BATCH)), retry, "expirations"
         )
 
-    def evict(self: Cache, tag: Any, retry: bool = False) -> int:
+    def evict(self, tag: Any, retry: bool = False) -> int:
         """Remove every entry with ``tag``; return how many."""
         encoded = self._keys.encode(tag)
         store = self._store
-        return self._remove_in_batches(lambda: list(store.scan(Order.INSERTION, tag=encoded, limit=_BATCH)), retry, None)
+        return self._remove_in_batches(
+            lambda: list(store.scan(Order.INSERTION, tag=encoded, limit=_BATCH)), retry, None
+        )
 
-    def clear(self: Cache, retry: bool = False) -> int:
+    def clear(self, retry: bool = False) -> int:
         """Remove every entry; return how many."""
         store = self._store
         return self._remove_in_batches(lambda: list(store.scan(Order.INSERTION, limit=_BATCH)), retry, None)
 
-    def cull(self: Cache, retry: bool = False) -> int:
+    def cull(self, retry: bool = False) -> int:
         """Remove expired entries, then evict until the volume is within ``size_limit``; return how many."""
         removed = self.expire(retry=retry)
         if not self._policy.rank:
@@ -114,35 +78,35 @@ class MaintenanceMixin:
             removed += culled
         return removed
 
-    def create_tag_index(self: Cache) -> None:
+    def create_tag_index(self) -> None:
         """Index entries by tag, which makes :meth:`evict` fast on large caches."""
         self.reset("tag_index", True)
 
-    def drop_tag_index(self: Cache) -> None:
+    def drop_tag_index(self) -> None:
         """Remove the tag index."""
         self.reset("tag_index", False)
 
     # -- iteration -------------------------------------------------------------
-    def __iter__(self: Cache) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[Any]:
         """Keys in insertion order, expired ones included."""
         decode = self._keys.decode
         for entry in self._store.scan(Order.INSERTION):
             yield decode(entry.key)
 
-    def __reversed__(self: Cache) -> Iterator[Any]:
+    def __reversed__(self) -> Iterator[Any]:
         """Keys in reverse insertion order, expired ones included."""
         decode = self._keys.decode
         for entry in self._store.scan(Order.INSERTION, reverse=True):
             yield decode(entry.key)
 
-    def iterkeys(self: Cache, reverse: bool = False) -> Iterator[Any]:
+    def iterkeys(self, reverse: bool = False) -> Iterator[Any]:
         """Keys in the store's key order (the order of their canonical bytes)."""
         decode = self._keys.decode
         for entry in self._store.scan(Order.KEY, reverse=reverse):
             yield decode(entry.key)
 
     # -- consistency ---------------------------------------------------------------
-    def check(self: Cache, fix: bool = False, retry: bool = False) -> list[warnings.WarningMessage]:
+    def check(self, fix: bool = False, retry: bool = False) -> list[warnings.WarningMessage]:
         """Verify the store, the value files and the totals; return the problems as warnings.
 
         With ``fix=True``, entries whose value file is missing or damaged are
@@ -183,7 +147,7 @@ class MaintenanceMixin:
                     os.unlink(path)
         return found
 
-    def _value_file_problem(self: Cache, entry: Entry) -> str:
+    def _value_file_problem(self, entry: Entry) -> str:
         assert entry.filename is not None
         try:
             path = self._files.path(entry.filename)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    from ._cache import Cache
+    from ._core import CacheCore
 
 __all__ = ["ENOVAL", "UNKNOWN", "Constant", "args_to_key", "full_name", "memoize"]
 
@@ -71,7 +71,7 @@ class Memoized(Protocol[P, R_co]):
 
 
 def memoize(
-    cache: Cache,
+    cache: CacheCore,
     name: str | None,
     typed: bool,
     expire: float | None,

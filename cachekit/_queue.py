@@ -8,14 +8,12 @@ key order (:attr:`Order.KEY`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ._core import _MISSING, CacheCore, validate_expire
 from ._interfaces import Entry, Order
 from ._keys import QUEUE_START, queue_bounds, queue_key
 from ._transaction import TransactionState, WriteTransaction
-
-if TYPE_CHECKING:
-    from ._cache import Cache
 
 __all__ = ["QueueMixin"]
 
@@ -32,7 +30,7 @@ def _check_prefix(prefix: Any) -> None:
         raise TypeError(f"prefix must be a str or None, got {type(prefix).__name__}")
 
 
-def _shape(item: Any, entry: Entry | None, cache: Cache, expire_time: bool, tag: bool) -> Any:
+def _shape(item: Any, entry: Entry | None, cache: CacheCore, expire_time: bool, tag: bool) -> Any:
     expire = None if entry is None else entry.expire_time
     tag_value = None if entry is None else cache._decode_tag(entry.tag)
     if expire_time and tag:
@@ -44,11 +42,11 @@ def _shape(item: Any, entry: Entry | None, cache: Cache, expire_time: bool, tag:
     return item
 
 
-class QueueMixin:
+class QueueMixin(CacheCore):
     """Queue methods, mixed into :class:`cachekit.Cache`."""
 
     def push(
-        self: Cache,
+        self,
         value: Any,
         prefix: str | None = None,
         side: str = "back",
@@ -62,8 +60,6 @@ class QueueMixin:
         Returns ``None`` (and counts a refusal) if the value is larger than
         ``size_limit``.
         """
-        from ._cache import validate_expire
-
         _check_side(side)
         _check_prefix(prefix)
         now = self._clock()
@@ -99,11 +95,14 @@ class QueueMixin:
         return key
 
     def _first_in_queue(
-        self: Cache, state: TransactionState, order: Order, reverse: bool, remove: bool, bounds: tuple[bytes, bytes] | None
+        self,
+        state: TransactionState,
+        order: Order,
+        reverse: bool,
+        remove: bool,
+        bounds: tuple[bytes, bytes] | None,
     ) -> tuple[Entry, Any] | None:
         """The first live entry in ``order`` and its value; expired or unreadable ones are deleted."""
-        from ._cache import _MISSING
-
         start, stop = bounds if bounds is not None else (None, None)
         while True:
             entry = next(self._store.scan(order, reverse=reverse, start=start, stop=stop, limit=1), None)
@@ -119,7 +118,7 @@ class QueueMixin:
                 return entry, value
 
     def _take(
-        self: Cache,
+        self,
         prefix: str | None,
         default: Any,
         side: str,
@@ -139,7 +138,7 @@ class QueueMixin:
         return _shape((self._keys.decode(entry.key), value), entry, self, expire_time, tag)
 
     def pull(
-        self: Cache,
+        self,
         prefix: str | None = None,
         default: Any = (None, None),
         side: str = "front",
@@ -155,7 +154,7 @@ class QueueMixin:
         return self._take(prefix, default, side, expire_time, tag, retry, remove=True)
 
     def peek(
-        self: Cache,
+        self,
         prefix: str | None = None,
         default: Any = (None, None),
         side: str = "front",
@@ -166,7 +165,7 @@ class QueueMixin:
         """Like :meth:`pull`, without removing the item (expired items are still discarded)."""
         return self._take(prefix, default, side, expire_time, tag, retry, remove=False)
 
-    def peekitem(self: Cache, last: bool = True, expire_time: bool = False, tag: bool = False, retry: bool = False) -> Any:
+    def peekitem(self, last: bool = True, expire_time: bool = False, tag: bool = False, retry: bool = False) -> Any:
         """The ``(key, value)`` inserted last (or first); ``KeyError`` if the cache is empty."""
         with WriteTransaction(self, retry) as state:
             found = self._first_in_queue(state, Order.INSERTION, last, False, None)

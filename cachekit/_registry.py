@@ -210,8 +210,7 @@ class Registry:
         label = kind.replace("_", " ")
         if failure is not None:
             error = UnknownPluginError(
-                f"the plugin that provides the {label} {name!r} failed to load: "
-                f"{type(failure).__name__}: {failure}"
+                f"the plugin that provides the {label} {name!r} failed to load: {type(failure).__name__}: {failure}"
             )
             error.__cause__ = failure
             return error

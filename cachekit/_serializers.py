@@ -71,9 +71,7 @@ class RawSerializer(Serializer):
     name = "raw"
 
     def dumps(self, value: Any) -> bytes:
-        raise TypeError(
-            f"the raw serializer stores only bytes, str, int and float, not {type(value).__name__}"
-        )
+        raise TypeError(f"the raw serializer stores only bytes, str, int and float, not {type(value).__name__}")
 
     def loads(self, data: bytes) -> Any:
         raise TypeError("the raw serializer cannot decode serialized values")

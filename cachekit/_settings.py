@@ -61,13 +61,11 @@ def size(value: object) -> int:
     if isinstance(value, str):
         match = _SIZE_RE.fullmatch(value)
         unit = match.group(2).lower() if match else ""
-        if match is None or unit not in _SIZE_UNITS and unit != "":
+        if match is None or (unit not in _SIZE_UNITS and unit != ""):
             hint = ""
             if match is not None and unit in {"k", "m", "g", "t"}:
                 hint = f" ('{match.group(2)}' is ambiguous: write {unit.upper()}iB or {unit.upper()}B)"
-            raise ValueError(
-                f"expected a size such as 4096, 512KiB, 64MiB or 1GB, got {value!r}{hint}"
-            )
+            raise ValueError(f"expected a size such as 4096, 512KiB, 64MiB or 1GB, got {value!r}{hint}")
         number = float(match.group(1)) if "." in match.group(1) else int(match.group(1))
         return int(number * _SIZE_UNITS.get(unit, 1))
     raise TypeError(f"expected a size in bytes (int or a string like '1GiB'), got {value!r}")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ._errors import Timeout
 
 if TYPE_CHECKING:
-    from ._cache import Cache
+    from ._core import CacheCore
 
 __all__ = ["TransactionState", "WriteTransaction"]
 
@@ -37,7 +37,7 @@ class WriteTransaction:
 
     __slots__ = ("_cache", "_nested", "_retry", "_store_transaction")
 
-    def __init__(self, cache: Cache, retry: bool) -> None:
+    def __init__(self, cache: CacheCore, retry: bool) -> None:
         self._cache = cache
         self._retry = retry
         self._nested = False

@@ -9,6 +9,7 @@ same transaction as the change they account for.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -40,9 +41,7 @@ DATABASE_NAME = "cache.db"
 APPLICATION_ID = 0x636B6974
 SCHEMA_VERSION = 1
 
-_COLUMNS = (
-    "key, value, filename, serializer, size, store_time, expire_time, access_time, access_count, tag"
-)
+_COLUMNS = "key, value, filename, serializer, size, store_time, expire_time, access_time, access_count, tag"
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS entries (
     seq INTEGER PRIMARY KEY,
@@ -117,9 +116,7 @@ def translate(error: sqlite3.Error, path: str) -> Exception:
     if code == "SQLITE_FULL" or "disk is full" in lowered:
         return StorageFull(f"no space left to write {path} ({message}); free space or lower size_limit")
     if code in ("SQLITE_IOERR_WRITE", "SQLITE_IOERR_FSYNC", "SQLITE_IOERR_TRUNCATE"):
-        return StorageFull(
-            f"could not write {path} ({message}): the disk or the file size limit is probably exhausted"
-        )
+        return StorageFull(f"could not write {path} ({message}): the disk or the file size limit is probably exhausted")
     if (
         code.startswith("SQLITE_NOTADB")
         or code.startswith("SQLITE_CORRUPT")
@@ -168,10 +165,8 @@ class _WriteTransaction:
 
 def _rollback(connection: sqlite3.Connection) -> None:
     if connection.in_transaction:
-        try:
+        with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
             connection.execute("ROLLBACK")
-        except sqlite3.Error:  # pragma: no cover - SQLite rolled back already
-            pass
 
 
 class SQLiteStore(Store):
@@ -298,10 +293,8 @@ class SQLiteStore(Store):
             connections, self._connections = self._connections, []
             self._generation += 1
         for connection in connections:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 connection.close()
-            except sqlite3.Error:  # pragma: no cover - closing never fails in practice
-                pass
         _open_stores.discard(self)
 
     # -- transactions -------------------------------------------------------
@@ -513,7 +506,7 @@ class SQLiteStore(Store):
         with self.write():
             count, volume = self._execute("SELECT count(*), coalesce(sum(size), 0) FROM entries").fetchone()
             recorded = self.totals()
-            if recorded != (count, volume):
+            if recorded != Totals(count, volume):
                 problems.append(
                     f"totals say {recorded.count} entries and {recorded.volume} bytes, "
                     f"the entries add up to {count} and {volume}"

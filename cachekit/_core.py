@@ -1,0 +1,739 @@
+"""The core of ``Cache``: opening, settings, values, and the single-key operations.
+
+Everything is resolved when the cache opens (store, serializer, policy,
+settings); the get and set paths only touch attributes of this object.
+Queue operations live in :mod:`cachekit._queue`, bulk maintenance
+(expiry, clearing, iteration, checks) in :mod:`cachekit._maintenance`,
+and :mod:`cachekit._cache` puts them together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import math
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, BinaryIO, TypeVar
+
+from . import _config, _directory
+from ._errors import ConfigError, SerializationError, Timeout
+from ._files import ValueFiles
+from ._interfaces import Access, Entry, EvictionPolicy, Order, Serializer, Store, StoreConfig
+from ._keys import KeyCodec
+from ._memoize import ENOVAL, Memoized, memoize
+from ._registry import registry
+from ._settings import CORE_SETTINGS, parse_setting
+from ._transaction import TransactionState, WriteTransaction
+from ._values import ValueCodec
+
+__all__ = ["CacheCore", "validate_expire"]
+
+log = logging.getLogger("cachekit")
+_Self = TypeVar("_Self", bound="CacheCore")
+
+#: Pending hits, misses and recorded accesses are written out past these bounds.
+_PENDING_LIMIT = 256
+_MISSING: Any = object()
+_open_caches: weakref.WeakSet[CacheCore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for cache in list(_open_caches):
+        cache._reset_thread_state()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def validate_expire(expire: Any, now: float) -> float | None:
+    """The expire time for ``expire`` seconds from ``now``; clear errors for bad input."""
+    if expire is None:
+        return None
+    if isinstance(expire, bool) or not isinstance(expire, int | float):
+        raise TypeError(f"expire must be a number of seconds or None, got {expire!r}")
+    if math.isnan(expire) or expire < 0:
+        raise ValueError(f"expire must be zero or more seconds, got {expire!r}")
+    if math.isinf(expire):
+        return None
+    return now + expire
+
+
+class CacheCore:
+    """State and single-key operations shared by every part of :class:`cachekit.Cache`."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str] | None = None,
+        timeout: float = 60,
+        *,
+        store: str | None = None,
+        clock: Callable[[], float] | None = None,
+        **settings: Any,
+    ) -> None:
+        config = _config.build(directory, store, timeout, settings)
+        self._config = config
+        self._clock: Callable[[], float] = clock if clock is not None else time.time
+        self._open(config)
+        _open_caches.add(self)
+
+    # -- opening ------------------------------------------------------------
+    def _open(self, config: _config.Config) -> None:
+        self._directory = config.directory
+        self._timeout = config.timeout
+        store_config = StoreConfig(
+            directory=config.directory,
+            timeout=config.timeout,
+            durability=config.explicit.get("durability", "normal"),
+            options=config.store_options,
+        )
+        self._store: Store = config.store_class.open(store_config)
+        try:
+            persisted = self._store.load_settings()
+            settings = _config.merge(config, persisted)
+            changed = {
+                name: settings[name]
+                for name, setting in CORE_SETTINGS.items()
+                if setting.persist and persisted.get(name, ENOVAL) != settings[name]
+            }
+            if changed:  # reopening with unchanged settings writes nothing
+                with self._store.write():
+                    self._store.save_settings(changed)
+            if config.new_directory:
+                marker = _directory.write_marker(config.directory, config.store_name)
+                if marker["store"] != config.store_name:
+                    raise ConfigError(
+                        f"another process created the cache in {config.directory} "
+                        f"with the {marker['store']!r} store at the same moment"
+                    )
+            self._txn = TransactionState()
+            self._stats_lock = threading.Lock()
+            self._pending_counters: dict[str, int] = {}
+            self._accesses: dict[bytes, list[float]] = {}
+            self._apply_settings(settings)
+        except BaseException:
+            self._store.close()
+            raise
+
+    def _apply_settings(self, settings: dict[str, Any]) -> None:
+        """Resolve plugins and copy settings to attributes the hot paths read."""
+        self._settings = settings
+        serializer_class: type[Serializer] = registry.resolve("serializer", settings["serializer"])
+        self._serializer = serializer_class.create(settings)
+        policy: type[EvictionPolicy] = registry.resolve("eviction_policy", settings["eviction_policy"])
+        self._policy = policy
+        self._records = policy.records
+        self._record_time = bool(policy.records & Access.TIME)
+        self._record_count = bool(policy.records & Access.COUNT)
+        self._size_limit: int = settings["size_limit"]
+        self._cull_limit: int = settings["cull_limit"]
+        self._statistics: bool = settings["statistics"]
+        capabilities = self._store.capabilities
+        self._file_threshold: int = settings["disk_min_file_size"]
+        if not capabilities.value_files:
+            self._file_threshold = 2**63
+        self._max_inline = capabilities.max_value_size
+        self._codec = ValueCodec(
+            self._serializer,
+            self._config.secret_key,
+            refuse_pickle=self._config.insecure,
+            resolve=lambda name: registry.resolve("serializer", name).create(self._settings),
+        )
+        self._keys = KeyCodec(self._codec.dumps, self._codec.loads)
+        self._encode_key = self._keys.encode
+        self._files = ValueFiles(self._directory, durable=settings["durability"] == "full")
+        self._store.set_eviction_rank(policy.rank)
+        self._store.set_tag_index(settings["tag_index"])
+
+    def _reset_thread_state(self) -> None:
+        self._txn = TransactionState()
+        self._stats_lock = threading.Lock()
+
+    # -- attributes ------------------------------------------------------------
+    @property
+    def directory(self) -> str:
+        """The absolute path of the cache directory."""
+        return self._directory
+
+    @property
+    def timeout(self) -> float:
+        """Seconds a write waits for the lock."""
+        return self._timeout
+
+    @property
+    def store(self) -> Store:
+        """The open store (for introspection; use the cache's methods to change entries)."""
+        return self._store
+
+    @property
+    def store_name(self) -> str:
+        """Name of the store this cache runs on."""
+        return self._config.store_name
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: settings read as attributes,
+        # as in python-diskcache (``cache.size_limit``).
+        settings = self.__dict__.get("_settings")
+        if settings is not None and name in settings:
+            return settings[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    # -- transactions ------------------------------------------------------------
+    def _write(self, retry: bool) -> WriteTransaction:
+        return WriteTransaction(self, retry)
+
+    def transact(self, retry: bool = False) -> WriteTransaction:
+        """A context manager that makes several operations one atomic transaction.
+
+        Other writers wait until it ends; reads from other threads and
+        processes see none of its changes until it commits.  Nested calls in
+        the same thread join the outer transaction.  Keep it short::
+
+            with cache.transact():
+                total = cache.incr("total", 123.4)
+                count = cache.incr("count")
+        """
+        return WriteTransaction(self, retry)
+
+    # -- values ------------------------------------------------------------------
+    def _prepare(self, key: Any, value: Any, read: bool) -> tuple[bytes, str, bytes | None, str | None, int]:
+        """Encode key and value: ``(key bytes, serializer, payload, value file, size)``."""
+        db_key = self._encode_key(key)
+        serializer, payload, name, size = self._prepare_value(value, read)
+        return db_key, serializer, payload, name, len(db_key) + size
+
+    def _prepare_value(self, value: Any, read: bool) -> tuple[str, bytes | None, str | None, int]:
+        """Encode a value; a large payload goes to a new value file, written outside any lock."""
+        if read:
+            name, size = self._files.write_stream(value)
+            return "bytes", None, name, size
+        serializer, payload = self._codec.encode(value)
+        size = len(payload)
+        if size >= self._file_threshold or (self._max_inline is not None and size > self._max_inline):
+            name, size = self._files.write_bytes(payload)
+            return serializer, None, name, size
+        return serializer, payload, None, size
+
+    def _load(self, entry: Entry, read: bool) -> Any:
+        """Decode an entry's value; ``_MISSING`` if its value file is gone or damaged."""
+        name = entry.filename
+        try:
+            if name is None:
+                payload = entry.value
+                assert payload is not None
+                if read and entry.serializer == "bytes":
+                    return io.BytesIO(payload)
+                return self._codec.decode(entry.serializer, payload)
+            expected = entry.size - len(entry.key)
+            if read and entry.serializer == "bytes":
+                handle = self._files.open(name)
+                if os.fstat(handle.fileno()).st_size != expected:
+                    handle.close()
+                    raise OSError(f"value file {name} has the wrong size")
+                return handle
+            return self._codec.decode(entry.serializer, self._files.read(name, expected))
+        except (OSError, SerializationError) as error:
+            if isinstance(error, FileNotFoundError):
+                return _MISSING  # replaced by another writer: the caller looks again
+            self._count("corrupt_values")
+            log.warning("cachekit: treating a damaged value in %s as a miss: %s", self._directory, error)
+            return _MISSING
+
+    def _decode_tag(self, tag: bytes | None) -> Any:
+        return None if tag is None else self._keys.decode(tag)
+
+    def _encode_tag(self, tag: Any) -> bytes | None:
+        return None if tag is None else self._keys.encode(tag)
+
+    # -- statistics and accesses --------------------------------------------------
+    def _count(self, name: str, amount: int = 1) -> int:
+        """Add to a pending counter; return how many counts are pending in all."""
+        with self._stats_lock:
+            counters = self._pending_counters
+            counters[name] = counters.get(name, 0) + amount
+            return sum(counters.values())
+
+    def _count_lookup(self, name: str) -> None:
+        if self._count(name) >= _PENDING_LIMIT:
+            with contextlib.suppress(Timeout):  # still pending; written with the next flush
+                self._flush_counters(retry=False)
+
+    def _flush_counters(self, retry: bool = True) -> None:
+        with self._stats_lock:
+            pending, self._pending_counters = self._pending_counters, {}
+        if not pending:
+            return
+        try:
+            with WriteTransaction(self, retry):
+                self._store.add_counters(pending)
+        except BaseException:
+            with self._stats_lock:
+                for name, amount in pending.items():
+                    self._pending_counters[name] = self._pending_counters.get(name, 0) + amount
+            raise
+
+    def _record_access(self, db_key: bytes, now: float) -> None:
+        # Accesses are batched: a read must not cost a write transaction.
+        # Races between threads may merge two counts into one; eviction order
+        # is approximate by design (see docs: eviction policies).
+        record = self._accesses.get(db_key)
+        if record is None:
+            self._accesses[db_key] = [now, 1.0]
+            if len(self._accesses) >= _PENDING_LIMIT:
+                self._flush_accesses()
+        else:
+            record[0] = now
+            record[1] += 1
+
+    def _flush_accesses(self) -> None:
+        if not self._accesses:
+            return
+        if self._txn.depth:
+            self._apply_accesses()
+            return
+        try:
+            with self._write(retry=False):
+                self._apply_accesses()
+        except Timeout:
+            pass  # the batch is kept for the next write
+
+    def _apply_accesses(self) -> None:
+        """Write pending accesses; called inside a write transaction."""
+        batch, self._accesses = self._accesses, {}
+        store = self._store
+        for db_key, (access_time, count) in batch.items():
+            entry = store.get(db_key)
+            if entry is None:
+                continue
+            changes: dict[str, Any] = {}
+            if self._record_time and access_time > entry.access_time:
+                changes["access_time"] = access_time
+            if self._record_count:
+                changes["access_count"] = entry.access_count + int(count)
+            if changes:
+                store.update(db_key, changes)
+
+    def _cull(self, now: float, state: TransactionState, limit: int | None = None) -> None:
+        """Inside a write: drop expired entries, then evict while over ``size_limit``.
+
+        At most ``limit`` (default ``cull_limit``) entries go per call, as in
+        python-diskcache; expired ones go first.
+        """
+        if self._accesses:
+            self._apply_accesses()  # eviction must see this process's recent reads
+        remaining = self._cull_limit if limit is None else limit
+        if not remaining:
+            return
+        store = self._store
+        expired = list(store.scan(Order.EXPIRY, expired_before=math.nextafter(now, math.inf), limit=remaining))
+        for entry in expired:
+            self._drop(entry, state)
+        remaining -= len(expired)
+        counts = {"expirations": len(expired)} if expired else {}
+        if remaining and self._policy.rank:
+            volume = store.totals().volume
+            if volume > self._size_limit:
+                evicted = 0
+                for entry in list(store.scan(Order.EVICTION, limit=remaining)):
+                    self._drop(entry, state)
+                    evicted += 1
+                    volume -= entry.size
+                    if volume <= self._size_limit:
+                        break
+                counts["evictions"] = evicted
+        if counts:
+            store.add_counters(counts)
+
+    def _drop(self, entry: Entry, state: TransactionState) -> None:
+        self._store.delete(entry.key)
+        if entry.filename is not None:
+            state.obsolete.append(entry.filename)
+
+    # -- the python-diskcache API ---------------------------------------------------
+    def set(
+        self,
+        key: Any,
+        value: Any,
+        expire: float | None = None,
+        read: bool = False,
+        tag: Any = None,
+        retry: bool = False,
+    ) -> bool:
+        """Store ``value`` under ``key``; return ``True``, or ``False`` if refused.
+
+        ``expire`` is in seconds (``None``: never); with ``read=True``,
+        ``value`` is a binary file object whose content is stored.  A value
+        larger than ``size_limit`` is refused (counted as a refusal), never
+        stored and silently evicted.
+        """
+        now = self._clock()
+        expire_time = validate_expire(expire, now)
+        tag_bytes = None if tag is None else self._keys.encode(tag)
+        db_key, serializer, payload, name, size = self._prepare(key, value, read)
+        if size > self._size_limit:
+            return self._refuse(key, size, name)
+        entry = Entry._make((db_key, payload, name, serializer, size, now, expire_time, now, 0, tag_bytes))
+        try:
+            with WriteTransaction(self, retry) as state:
+                if name is not None:
+                    state.created.append(name)
+                old = self._store.put(entry)
+                if old is not None and old.filename is not None:
+                    state.obsolete.append(old.filename)
+                self._cull(now, state)
+        except BaseException:
+            if name is not None:
+                self._files.remove(name)
+            raise
+        return True
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        """``cache[key] = value``: :meth:`set` with ``retry=True``."""
+        self.set(key, value, retry=True)
+
+    def _refuse(self, key: Any, size: int, name: str | None) -> bool:
+        if name is not None:
+            self._files.remove(name)
+        self._count("refusals")
+        log.warning(
+            "cachekit: refused %r: %d bytes exceed size_limit=%d of %s", key, size, self._size_limit, self._directory
+        )
+        return False
+
+    def add(
+        self,
+        key: Any,
+        value: Any,
+        expire: float | None = None,
+        read: bool = False,
+        tag: Any = None,
+        retry: bool = False,
+    ) -> bool:
+        """Store ``value`` only if ``key`` is absent or expired; return whether it was stored."""
+        now = self._clock()
+        expire_time = validate_expire(expire, now)
+        tag_bytes = None if tag is None else self._keys.encode(tag)
+        db_key, serializer, payload, name, size = self._prepare(key, value, read)
+        if size > self._size_limit:
+            return self._refuse(key, size, name)
+        entry = Entry._make((db_key, payload, name, serializer, size, now, expire_time, now, 0, tag_bytes))
+        added = False
+        try:
+            with WriteTransaction(self, retry) as state:
+                old = self._store.get(db_key)
+                if old is None or (old.expire_time is not None and old.expire_time <= now):
+                    if name is not None:
+                        state.created.append(name)
+                    self._store.put(entry)
+                    if old is not None and old.filename is not None:
+                        state.obsolete.append(old.filename)
+                    self._cull(now, state)
+                    added = True
+        finally:
+            if not added and name is not None:
+                self._files.remove(name)
+        return added
+
+    def get(
+        self,
+        key: Any,
+        default: Any = None,
+        read: bool = False,
+        expire_time: bool = False,
+        tag: bool = False,
+        retry: bool = False,
+    ) -> Any:
+        """The value under ``key``, or ``default`` if it is missing or expired.
+
+        With ``read=True`` a bytes value comes back as a binary file handle.
+        With ``expire_time`` and/or ``tag``, the result is a tuple
+        ``(value, expire_time, tag)`` (or the pair asked for), as in
+        python-diskcache.
+        """
+        db_key = self._encode_key(key)
+        for _ in range(3):
+            try:
+                entry = self._store.get(db_key)
+            except Timeout:
+                if not retry:
+                    raise
+                continue
+            if entry is None:
+                break
+            entry_expire = entry.expire_time
+            if entry_expire is not None and entry_expire <= self._clock():
+                break
+            value = self._load(entry, read)
+            if value is _MISSING:
+                continue  # the value file was replaced under us; look again
+            if self._statistics:
+                self._count_lookup("hits")
+            if self._records:
+                self._record_access(db_key, self._clock())
+            if expire_time or tag:
+                if expire_time and tag:
+                    return value, entry_expire, self._decode_tag(entry.tag)
+                if expire_time:
+                    return value, entry_expire
+                return value, self._decode_tag(entry.tag)
+            return value
+        if self._statistics:
+            self._count_lookup("misses")
+        if expire_time and tag:
+            return default, None, None
+        if expire_time or tag:
+            return default, None
+        return default
+
+    def __getitem__(self, key: Any) -> Any:
+        """``cache[key]``; raises ``KeyError`` if missing or expired."""
+        value = self.get(key, ENOVAL, retry=True)
+        if value is ENOVAL:
+            raise KeyError(key)
+        return value
+
+    def read(self, key: Any, retry: bool = False) -> BinaryIO:
+        """A binary file handle on the bytes value under ``key``; ``KeyError`` if missing."""
+        handle = self.get(key, ENOVAL, read=True, retry=retry)
+        if handle is ENOVAL:
+            raise KeyError(key)
+        return handle  # type: ignore[no-any-return]
+
+    def __contains__(self, key: Any) -> bool:
+        """Whether ``key`` is present and not expired (no statistics, no access recorded)."""
+        entry = self._store.get(self._encode_key(key))
+        if entry is None:
+            return False
+        return entry.expire_time is None or entry.expire_time > self._clock()
+
+    def touch(self, key: Any, expire: float | None = None, retry: bool = False) -> bool:
+        """Give ``key`` a new expiry; return whether it was present and unexpired."""
+        now = self._clock()
+        expire_time = validate_expire(expire, now)
+        db_key = self._encode_key(key)
+        with WriteTransaction(self, retry):
+            entry = self._store.get(db_key)
+            if entry is None or (entry.expire_time is not None and entry.expire_time <= now):
+                return False
+            return self._store.update(db_key, {"expire_time": expire_time})
+
+    def incr(self, key: Any, delta: int | float = 1, default: int | float | None = 0, retry: bool = False) -> Any:
+        """Add ``delta`` to the number under ``key`` atomically and return the result.
+
+        A missing or expired key starts at ``default``; with ``default=None``
+        it raises ``KeyError``.  A value that is not a number raises
+        ``TypeError`` and is left unchanged.
+        """
+        if isinstance(delta, bool) or not isinstance(delta, int | float):
+            raise TypeError(f"delta must be a number, got {delta!r}")
+        if default is not None and (isinstance(default, bool) or not isinstance(default, int | float)):
+            raise TypeError(f"default must be a number or None, got {default!r}")
+        now = self._clock()
+        db_key = self._encode_key(key)
+        with WriteTransaction(self, retry) as state:
+            entry = self._store.get(db_key)
+            if entry is None or (entry.expire_time is not None and entry.expire_time <= now):
+                if default is None:
+                    raise KeyError(key)
+                value = default + delta
+                expire_time = None
+                tag_bytes = None
+                access_count = 0
+            else:
+                current = self._load(entry, False)
+                if current is _MISSING:
+                    raise KeyError(key)
+                if isinstance(current, bool) or not isinstance(current, int | float):
+                    raise TypeError(f"cannot increment {key!r}: its value is a {type(current).__name__}, not a number")
+                value = current + delta
+                expire_time = entry.expire_time
+                tag_bytes = entry.tag
+                access_count = entry.access_count
+            serializer, payload = self._codec.encode(value)
+            size = len(db_key) + len(payload)
+            new = Entry._make((db_key, payload, None, serializer, size, now, expire_time, now, access_count, tag_bytes))
+            old = self._store.put(new)
+            if old is not None and old.filename is not None:
+                state.obsolete.append(old.filename)
+            self._cull(now, state)
+        return value
+
+    def decr(self, key: Any, delta: int | float = 1, default: int | float | None = 0, retry: bool = False) -> Any:
+        """Subtract ``delta`` from the number under ``key``; see :meth:`incr`."""
+        if isinstance(delta, bool) or not isinstance(delta, int | float):
+            raise TypeError(f"delta must be a number, got {delta!r}")
+        return self.incr(key, -delta, default, retry)
+
+    def pop(
+        self,
+        key: Any,
+        default: Any = None,
+        expire_time: bool = False,
+        tag: bool = False,
+        retry: bool = False,
+    ) -> Any:
+        """Remove ``key`` and return its value, or ``default`` if missing or expired."""
+        now = self._clock()
+        db_key = self._encode_key(key)
+        with WriteTransaction(self, retry) as state:
+            entry = self._store.get(db_key)
+            value: Any = _MISSING
+            if entry is not None and (entry.expire_time is None or entry.expire_time > now):
+                value = self._load(entry, False)
+            if value is not _MISSING:
+                assert entry is not None
+                self._store.delete(db_key)
+                if entry.filename is not None:
+                    state.obsolete.append(entry.filename)
+        if value is _MISSING:
+            if expire_time and tag:
+                return default, None, None
+            if expire_time or tag:
+                return default, None
+            return default
+        assert entry is not None
+        if expire_time and tag:
+            return value, entry.expire_time, self._decode_tag(entry.tag)
+        if expire_time:
+            return value, entry.expire_time
+        if tag:
+            return value, self._decode_tag(entry.tag)
+        return value
+
+    def delete(self, key: Any, retry: bool = False) -> bool:
+        """Remove ``key``; return whether it was present and unexpired."""
+        now = self._clock()
+        db_key = self._encode_key(key)
+        with WriteTransaction(self, retry) as state:
+            entry = self._store.delete(db_key)
+            if entry is None:
+                return False
+            if entry.filename is not None:
+                state.obsolete.append(entry.filename)
+            return entry.expire_time is None or entry.expire_time > now
+
+    def __delitem__(self, key: Any) -> None:
+        """``del cache[key]``; raises ``KeyError`` if missing or expired."""
+        if not self.delete(key, retry=True):
+            raise KeyError(key)
+
+    def memoize(
+        self,
+        name: str | None = None,
+        typed: bool = False,
+        expire: float | None = None,
+        tag: Any = None,
+        ignore: Iterable[int | str] = (),
+    ) -> Callable[[Callable[..., Any]], Memoized[..., Any]]:
+        """A decorator that caches a function's results by its arguments.
+
+        ``@cache.memoize()`` (parentheses required).  ``typed`` keeps
+        arguments of different types apart; ``ignore`` lists positions and
+        keyword names to leave out of the key.  The wrapper's
+        ``__cache_key__(*args, **kwargs)`` returns the key of a call.
+        """
+        return memoize(self, name, typed, expire, tag, ignore)
+
+    # -- settings and statistics -----------------------------------------------------
+    def reset(self, key: str, value: Any = ENOVAL, update: bool = True) -> Any:
+        """Read (no ``value``) or change a persisted setting and return it.
+
+        Without ``value`` the setting is reloaded from the directory, so a
+        change made by another process becomes visible.  With ``update=False``
+        the change applies to this object only.
+        """
+        if key not in CORE_SETTINGS:
+            raise ConfigError(
+                f"{key!r} cannot be reset; settings that can: {', '.join(sorted(CORE_SETTINGS))}"
+                + ("; store settings apply when the cache is opened" if key in self._store.settings else "")
+            )
+        if key == "durability" and value is not ENOVAL:
+            raise ConfigError("durability applies when the cache is opened; reopen it with durability=...")
+        if value is ENOVAL:
+            value = self._store.load_settings().get(key, CORE_SETTINGS[key].default)
+        else:
+            value = parse_setting(CORE_SETTINGS, key, value)
+            if key in ("serializer", "eviction_policy"):
+                registry.resolve(key, value)  # type: ignore[arg-type]
+            if update:
+                with WriteTransaction(self, retry=True):
+                    self._store.save_settings({key: value})
+        if key == "statistics" and not value:
+            self._flush_counters()
+        self._apply_settings({**self._settings, key: value})
+        return value
+
+    def stats(self, enable: bool = True, reset: bool = False) -> tuple[int, int]:
+        """``(hits, misses)`` since statistics were enabled; enables them (as python-diskcache does)."""
+        self._flush_counters()
+        counters = self._store.counters()
+        result = (counters.get("hits", 0), counters.get("misses", 0))
+        if reset:
+            with WriteTransaction(self, retry=True):
+                self._store.reset_counters(["hits", "misses"])
+        if enable != self._statistics:
+            self.reset("statistics", enable)
+        return result
+
+    def counters(self) -> dict[str, int]:
+        """Every persisted counter: ``hits``, ``misses``, ``evictions``, ``expirations``,
+        ``timeouts``, ``refusals`` and ``corrupt_values`` (all zero until they happen)."""
+        self._flush_counters()
+        names = ("hits", "misses", "evictions", "expirations", "timeouts", "refusals", "corrupt_values")
+        stored = self._store.counters()
+        return {name: stored.get(name, 0) for name in names}
+
+    def volume(self) -> int:
+        """Bytes of keys and values held (the quantity ``size_limit`` bounds)."""
+        return self._store.totals().volume
+
+    def __len__(self) -> int:
+        """Number of entries, expired ones included (as in python-diskcache)."""
+        return self._store.totals().count
+
+    # -- life cycle -----------------------------------------------------------
+    def close(self) -> None:
+        """Write out pending statistics and accesses and release the store.
+
+        A closed cache reopens by itself on next use, as in python-diskcache.
+        """
+        try:
+            self._flush_accesses()
+            self._flush_counters()
+        finally:
+            self._store.close()
+
+    def __enter__(self: _Self) -> _Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        config = self._config
+        return {
+            "directory": config.directory,
+            "timeout": config.timeout,
+            "store": config.store_name,
+            "options": {
+                "secret_key": config.secret_key,
+                "allow_insecure_directory": config.allow_insecure_directory,
+            },
+        }
+
+    def __setstate__(self, state: Mapping[str, Any]) -> None:
+        options = {name: value for name, value in state["options"].items() if value is not None}
+        self.__init__(state["directory"], state["timeout"], store=state["store"], **options)  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._directory!r}, store={self._config.store_name!r})"
