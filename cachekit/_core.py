@@ -40,6 +40,9 @@ _Self = TypeVar("_Self", bound="CacheCore")
 #: Pending hits, misses and recorded accesses are written out past these bounds.
 _PENDING_LIMIT = 256
 _MISSING: Any = object()
+"""A value that cannot be read (damaged or unreadable): the read is a miss."""
+_VANISHED: Any = object()
+"""A value file that disappeared: another writer replaced the entry, so look again."""
 _open_caches: weakref.WeakSet[CacheCore] = weakref.WeakSet()
 
 
@@ -93,6 +96,7 @@ class CacheCore:
             options=config.store_options,
         )
         self._store: Store = config.store_class.open(store_config)
+        self._lookup = self._store.lookup
         try:
             persisted = self._store.load_settings()
             settings = _config.merge(config, persisted)
@@ -144,6 +148,7 @@ class CacheCore:
             refuse_pickle=self._config.insecure,
             resolve=lambda name: registry.resolve("serializer", name).create(self._settings),
         )
+        self._decode = self._codec.decode
         self._keys = KeyCodec(self._codec.dumps, self._codec.loads)
         self._encode_key = self._keys.encode
         self._files = ValueFiles(self._directory, durable=settings["durability"] == "full")
@@ -220,7 +225,7 @@ class CacheCore:
         return serializer, payload, None, size
 
     def _load(self, entry: Entry, read: bool) -> Any:
-        """Decode an entry's value; ``_MISSING`` if its value file is gone or damaged."""
+        """Decode an entry's value; ``_VANISHED`` if its value file is gone, ``_MISSING`` if damaged."""
         name = entry.filename
         try:
             if name is None:
@@ -239,10 +244,19 @@ class CacheCore:
             return self._codec.decode(entry.serializer, self._files.read(name, expected))
         except (OSError, SerializationError) as error:
             if isinstance(error, FileNotFoundError):
-                return _MISSING  # replaced by another writer: the caller looks again
+                return _VANISHED
             self._count("corrupt_values")
             log.warning("cachekit: treating a damaged value in %s as a miss: %s", self._directory, error)
             return _MISSING
+
+    def _load_locked(self, entry: Entry) -> Any:
+        """:meth:`_load` inside a write transaction, where no one can replace the file."""
+        value = self._load(entry, False)
+        if value is _VANISHED:
+            self._count("corrupt_values")
+            log.warning("cachekit: the value file of an entry in %s is missing; treating it as a miss", self._directory)
+            return _MISSING
+        return value
 
     def _decode_tag(self, tag: bytes | None) -> Any:
         return None if tag is None else self._keys.decode(tag)
@@ -330,22 +344,26 @@ class CacheCore:
         if not remaining:
             return
         store = self._store
-        expired = list(store.scan(Order.EXPIRY, expired_before=math.nextafter(now, math.inf), limit=remaining))
-        for entry in expired:
-            self._drop(entry, state)
-        remaining -= len(expired)
-        counts = {"expirations": len(expired)} if expired else {}
-        if remaining and self._policy.rank:
-            volume = store.totals().volume
-            if volume > self._size_limit:
-                evicted = 0
-                for entry in list(store.scan(Order.EVICTION, limit=remaining)):
-                    self._drop(entry, state)
-                    evicted += 1
-                    volume -= entry.size
-                    if volume <= self._size_limit:
-                        break
-                counts["evictions"] = evicted
+        totals = store.totals()
+        volume = totals.volume
+        counts: dict[str, int] = {}
+        if totals.next_expiry is not None and totals.next_expiry <= now:
+            bound = math.nextafter(now, math.inf)
+            expired = list(store.scan(Order.EXPIRY, expired_before=bound, limit=remaining))
+            for entry in expired:
+                self._drop(entry, state)
+                volume -= entry.size
+            remaining -= len(expired)
+            counts["expirations"] = len(expired)
+        if remaining and self._policy.rank and volume > self._size_limit:
+            evicted = 0
+            for entry in list(store.scan(Order.EVICTION, limit=remaining)):
+                self._drop(entry, state)
+                evicted += 1
+                volume -= entry.size
+                if volume <= self._size_limit:
+                    break
+            counts["evictions"] = evicted
         if counts:
             store.add_counters(counts)
 
@@ -456,6 +474,39 @@ class CacheCore:
         python-diskcache.
         """
         db_key = self._encode_key(key)
+        if not (read or expire_time or tag):
+            # The common case, kept short: one lookup of four fields, one decode.
+            try:
+                found = self._lookup(db_key)
+            except Timeout:
+                if not retry:
+                    raise
+                found = _MISSING
+            if found is None:
+                if self._statistics:
+                    self._count_lookup("misses")
+                return default
+            if found is not _MISSING:
+                payload, filename, serializer, entry_expire = found
+                if filename is None and payload is not None:
+                    if entry_expire is not None and entry_expire <= self._clock():
+                        if self._statistics:
+                            self._count_lookup("misses")
+                        return default
+                    try:
+                        value = self._decode(serializer, payload)
+                    except SerializationError:
+                        value = _MISSING  # the slow path counts and logs it
+                    if value is not _MISSING:
+                        if self._statistics:
+                            self._count_lookup("hits")
+                        if self._records:
+                            self._record_access(db_key, self._clock())
+                        return value
+        return self._get_entry(db_key, default, read, expire_time, tag, retry)
+
+    def _get_entry(self, db_key: bytes, default: Any, read: bool, expire_time: bool, tag: bool, retry: bool) -> Any:
+        """:meth:`get` for value files, ``read``, result tuples, retries and damaged values."""
         for _ in range(3):
             try:
                 entry = self._store.get(db_key)
@@ -469,17 +520,19 @@ class CacheCore:
             if entry_expire is not None and entry_expire <= self._clock():
                 break
             value = self._load(entry, read)
-            if value is _MISSING:
+            if value is _VANISHED:
                 continue  # the value file was replaced under us; look again
+            if value is _MISSING:
+                break
             if self._statistics:
                 self._count_lookup("hits")
             if self._records:
                 self._record_access(db_key, self._clock())
-            if expire_time or tag:
-                if expire_time and tag:
-                    return value, entry_expire, self._decode_tag(entry.tag)
-                if expire_time:
-                    return value, entry_expire
+            if expire_time and tag:
+                return value, entry_expire, self._decode_tag(entry.tag)
+            if expire_time:
+                return value, entry_expire
+            if tag:
                 return value, self._decode_tag(entry.tag)
             return value
         if self._statistics:
@@ -545,7 +598,7 @@ class CacheCore:
                 tag_bytes = None
                 access_count = 0
             else:
-                current = self._load(entry, False)
+                current = self._load_locked(entry)
                 if current is _MISSING:
                     raise KeyError(key)
                 if isinstance(current, bool) or not isinstance(current, int | float):
@@ -584,7 +637,7 @@ class CacheCore:
             entry = self._store.get(db_key)
             value: Any = _MISSING
             if entry is not None and (entry.expire_time is None or entry.expire_time > now):
-                value = self._load(entry, False)
+                value = self._load_locked(entry)
             if value is not _MISSING:
                 assert entry is not None
                 self._store.delete(db_key)

@@ -22,6 +22,7 @@ __all__ = [
     "Capabilities",
     "Entry",
     "EvictionPolicy",
+    "Found",
     "Order",
     "Serializer",
     "Setting",
@@ -71,6 +72,16 @@ class Totals:
     """Number of entries, expired ones included."""
     volume: int
     """Sum of :attr:`Entry.size` over all entries."""
+    next_expiry: float | None = None
+    """The earliest expire time of any entry, or ``None`` if no entry expires.
+
+    Every write checks it, so that finding nothing to expire costs no scan."""
+
+
+Found = tuple[bytes | None, str | None, str, float | None]
+"""What a plain read needs of an entry, the answer of :meth:`Store.lookup`:
+``(value, filename, serializer, expire_time)``.  A plain tuple, because the
+read path unpacks it millions of times."""
 
 
 class Order(enum.Enum):
@@ -196,6 +207,17 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def get(self, key: bytes) -> Entry | None:
         """The entry stored under ``key``, expired or not, or ``None``."""
+
+    def lookup(self, key: bytes) -> Found | None:
+        """The fields a plain read needs, or ``None``; the hot path of ``Cache.get``.
+
+        The default derives them from :meth:`get`; a store overrides it when
+        fetching four fields is cheaper than fetching a whole entry.
+        """
+        entry = self.get(key)
+        if entry is None:
+            return None
+        return entry.value, entry.filename, entry.serializer, entry.expire_time
 
     @abc.abstractmethod
     def put(self, entry: Entry) -> Entry | None:

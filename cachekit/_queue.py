@@ -109,7 +109,7 @@ class QueueMixin(CacheCore):
             if entry is None:
                 return None
             expired = entry.expire_time is not None and entry.expire_time <= self._clock()
-            value = _MISSING if expired else self._load(entry, False)
+            value = _MISSING if expired else self._load_locked(entry)
             if remove or value is _MISSING:
                 self._store.delete(entry.key)
                 if entry.filename is not None:

@@ -1,0 +1,7 @@
+"""``python -m benchmarks``: the per-operation latency benchmark."""
+
+import sys
+
+from .latency import main
+
+sys.exit(main())
