@@ -121,6 +121,11 @@ def build(
 
 def _check_store_settings(store_name: str, schema: Mapping[str, Setting], given: Mapping[str, Any]) -> None:
     unknown = [name for name in given if name not in schema]
+    if "disk" in unknown:
+        raise ConfigError(
+            "cachekit has no Disk classes: values are encoded by a serializer; "
+            "pass serializer='pickle', 'msgpack', 'json' or 'raw' instead of disk=..."
+        )
     if unknown:
         valid = sorted({*CORE_SETTINGS, *OPTIONS, *schema})
         raise ConfigError(

@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any, BinaryIO, TypeVar
 
 from . import _config, _directory
-from ._errors import ConfigError, SerializationError, Timeout
+from ._errors import ConfigError, SerializationError, Timeout, UnsupportedOperation
 from ._files import ValueFiles
 from ._interfaces import Access, Entry, EvictionPolicy, Order, Serializer, Store, StoreConfig
 from ._keys import KeyCodec
@@ -138,9 +138,13 @@ class CacheCore:
         self._cull_limit: int = settings["cull_limit"]
         self._statistics: bool = settings["statistics"]
         capabilities = self._store.capabilities
-        self._file_threshold: int = settings["disk_min_file_size"]
-        if not capabilities.value_files:
-            self._file_threshold = 2**63
+        self._value_files = capabilities.value_files
+        self._file_threshold: int = settings["disk_min_file_size"] if capabilities.value_files else 2**63
+        if policy.rank and not capabilities.ordered_scans:
+            raise UnsupportedOperation(
+                f"the {policy.name!r} eviction policy needs ordered scans, which the "
+                f"{self._config.store_name!r} store lacks; use eviction_policy='none'"
+            )
         self._max_inline = capabilities.max_value_size
         self._codec = ValueCodec(
             self._serializer,
@@ -156,8 +160,11 @@ class CacheCore:
         self._store.set_tag_index(settings["tag_index"])
 
     def _reset_thread_state(self) -> None:
+        """After fork, in the child: fresh locks, and the parent's pending counts stay the parent's."""
         self._txn = TransactionState()
         self._stats_lock = threading.Lock()
+        self._pending_counters = {}
+        self._accesses = {}
 
     # -- attributes ------------------------------------------------------------
     @property
@@ -215,11 +222,19 @@ class CacheCore:
     def _prepare_value(self, value: Any, read: bool) -> tuple[str, bytes | None, str | None, int]:
         """Encode a value; a large payload goes to a new value file, written outside any lock."""
         if read:
-            name, size = self._files.write_stream(value)
-            return "bytes", None, name, size
+            if not self._value_files:
+                value = value.read()  # the store keeps every payload inline
+            else:
+                name, size = self._files.write_stream(value)
+                return "bytes", None, name, size
         serializer, payload = self._codec.encode(value)
         size = len(payload)
         if size >= self._file_threshold or (self._max_inline is not None and size > self._max_inline):
+            if not self._value_files:
+                raise UnsupportedOperation(
+                    f"the {self._config.store_name!r} store holds values of at most {self._max_inline} bytes; "
+                    f"this one is {size} bytes"
+                )
             name, size = self._files.write_bytes(payload)
             return serializer, None, name, size
         return serializer, payload, None, size
@@ -248,6 +263,12 @@ class CacheCore:
             self._count("corrupt_values")
             log.warning("cachekit: treating a damaged value in %s as a miss: %s", self._directory, error)
             return _MISSING
+
+    def _require_ordered_scans(self, operation: str) -> None:
+        if not self._store.capabilities.ordered_scans:
+            raise UnsupportedOperation(
+                f"{operation} needs ordered scans, which the {self._config.store_name!r} store does not provide"
+            )
 
     def _load_locked(self, entry: Entry) -> Any:
         """:meth:`_load` inside a write transaction, where no one can replace the file."""

@@ -101,6 +101,7 @@ class MaintenanceMixin(CacheCore):
 
     def iterkeys(self, reverse: bool = False) -> Iterator[Any]:
         """Keys in the store's key order (the order of their canonical bytes)."""
+        self._require_ordered_scans("iterkeys")
         decode = self._keys.decode
         for entry in self._store.scan(Order.KEY, reverse=reverse):
             yield decode(entry.key)

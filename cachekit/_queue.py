@@ -62,6 +62,7 @@ class QueueMixin(CacheCore):
         """
         _check_side(side)
         _check_prefix(prefix)
+        self._require_ordered_scans("push")
         now = self._clock()
         expire_time = validate_expire(expire, now)
         tag_bytes = self._encode_tag(tag)
@@ -129,6 +130,7 @@ class QueueMixin(CacheCore):
     ) -> Any:
         _check_side(side)
         _check_prefix(prefix)
+        self._require_ordered_scans("pull" if remove else "peek")
         bounds = queue_bounds(self._keys, prefix)
         with WriteTransaction(self, retry) as state:
             found = self._first_in_queue(state, Order.KEY, side == "back", remove, bounds)
@@ -167,6 +169,7 @@ class QueueMixin(CacheCore):
 
     def peekitem(self, last: bool = True, expire_time: bool = False, tag: bool = False, retry: bool = False) -> Any:
         """The ``(key, value)`` inserted last (or first); ``KeyError`` if the cache is empty."""
+        self._require_ordered_scans("peekitem")
         with WriteTransaction(self, retry) as state:
             found = self._first_in_queue(state, Order.INSERTION, last, False, None)
         if found is None:

@@ -280,3 +280,10 @@ def _own_version() -> str:
 
 registry = Registry()
 """The process-wide registry every cache resolves its plugins through."""
+
+
+def _after_fork_in_child() -> None:
+    registry._lock = threading.RLock()  # a parent thread may have held it during fork
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
