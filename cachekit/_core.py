@@ -131,7 +131,7 @@ class CacheCore:
         self._serializer = serializer_class.create(settings)
         policy: type[EvictionPolicy] = registry.resolve("eviction_policy", settings["eviction_policy"])
         self._policy = policy
-        self._records = policy.records
+        self._records = policy.records != Access.NOTHING  # a bool: Flag.__bool__ is slow Python code
         self._record_time = bool(policy.records & Access.TIME)
         self._record_count = bool(policy.records & Access.COUNT)
         self._size_limit: int = settings["size_limit"]
