@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _directory
-from ._errors import ConfigError, UnsupportedOperation
+from ._errors import CachekitError, ConfigError, UnsupportedOperation
 from ._interfaces import Setting, Store
 from ._registry import registry
 from ._settings import CORE_SETTINGS, OPTIONS, parse_setting
@@ -85,7 +85,12 @@ def build(
     elif not isinstance(directory, str | os.PathLike):
         raise TypeError(f"directory must be a path, got {type(directory).__name__}")
 
-    store_name = store if store is not None else default_store()
+    if store is None:
+        # A bare path reopens whatever store created the directory.
+        existing = _existing_marker(directory)
+        store_name = existing["store"] if existing is not None else default_store()
+    else:
+        store_name = store
     store_class: type[Store] = registry.resolve("store", store_name)
     _check_store_settings(store_name, store_class.settings, store_settings)
     for name, value in store_settings.items():
@@ -98,14 +103,10 @@ def build(
     path, insecure = _directory.prepare(directory, allow_insecure)
     marker = _directory.read_marker(path)
     if marker is not None and marker["store"] != store_name:
-        if store is not None:
-            raise ConfigError(
-                f"the cache in {path} was created with the {marker['store']!r} store, not {store!r}; "
-                f"open it with store={marker['store']!r} or use another directory "
-                "(`cachekit copy` migrates between stores)"
-            )
-        # A bare path reopens whatever store created the directory.
-        return build(directory, marker["store"], timeout, {**settings, **options})
+        raise ConfigError(
+            f"the cache in {path} was created with the {marker['store']!r} store, not {store_name!r}; "
+            f"open it with store={marker['store']!r} or use another directory"
+        )
     return Config(
         directory=path,
         store_name=store_name,
@@ -117,6 +118,14 @@ def build(
         insecure=insecure,
         new_directory=marker is None,
     )
+
+
+def _existing_marker(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The marker of an existing cache directory, or ``None`` (errors are left to ``prepare``)."""
+    try:
+        return _directory.read_marker(os.path.abspath(os.fspath(directory)))
+    except CachekitError:
+        return None
 
 
 def _check_store_settings(store_name: str, schema: Mapping[str, Setting], given: Mapping[str, Any]) -> None:

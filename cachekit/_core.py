@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any, BinaryIO, TypeVar
 
 from . import _config, _directory
-from ._errors import ConfigError, SerializationError, Timeout, UnsupportedOperation
+from ._errors import ConfigError, InsecureDirectory, SerializationError, Timeout, UnsupportedOperation
 from ._files import ValueFiles
 from ._interfaces import Access, Entry, EvictionPolicy, Order, Serializer, Store, StoreConfig
 from ._keys import KeyCodec
@@ -257,6 +257,8 @@ class CacheCore:
                     raise OSError(f"value file {name} has the wrong size")
                 return handle
             return self._codec.decode(entry.serializer, self._files.read(name, expected))
+        except InsecureDirectory:
+            raise  # a refusal to unpickle, not a damaged value
         except (OSError, SerializationError) as error:
             if isinstance(error, FileNotFoundError):
                 return _VANISHED

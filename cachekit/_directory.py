@@ -47,15 +47,27 @@ def prepare(path: str | os.PathLike[str], allow_insecure: bool) -> tuple[str, bo
 
 
 def _create(directory: str) -> None:
-    try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        os.chmod(directory, 0o700)  # makedirs' mode is filtered by the umask
-    except FileExistsError:
-        raise DirectoryError(f"the cache path {directory} is a file, not a directory; choose another path") from None
-    except NotADirectoryError:
-        raise DirectoryError(f"cannot create the cache directory {directory}: a parent is a file") from None
-    except OSError as error:
-        raise DirectoryError(f"cannot create the cache directory {directory}: {error.strerror}") from error
+    """Create ``directory`` and any missing parents, each owner-only whatever the umask."""
+    missing = []
+    path = directory
+    while not os.path.exists(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            if os.path.isdir(path):
+                continue  # another opener created it at the same moment
+            raise DirectoryError(f"the cache path {path} is a file, not a directory; choose another path") from None
+        except NotADirectoryError:
+            raise DirectoryError(f"cannot create the cache directory {directory}: a parent is a file") from None
+        except OSError as error:
+            raise DirectoryError(f"cannot create the cache directory {directory}: {error.strerror}") from error
+        os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
 
 
 def _insecurity(status: os.stat_result) -> str:

@@ -93,13 +93,15 @@ class KeyCodec:
         if kind is int:
             return _encode_int(key)
         if kind is float:
-            if key.is_integer() and _INT_MIN <= key <= _INT_MAX:
+            if key.is_integer():
                 return _encode_int(int(key))
             return b"f" + (_CANONICAL_NAN if math.isnan(key) else _FLOAT.pack(key))
         if kind is bool:
             return b"?\x01" if key else b"?\x00"
         if key is None:
             return b"n"
+        if isinstance(key, int):  # int subclasses (IntEnum) equal their int value
+            return _encode_int(int(key))
         if kind is tuple:
             parts = [b"t"]
             for item in key:

@@ -111,6 +111,7 @@ class Registry:
                     f"{type(error).__name__}: {error}"
                 )
                 if strict:
+                    self._entry_points_loaded = False  # keep failing loudly, not half-loaded
                     raise PluginError(message + " (CACHEKIT_STRICT_PLUGINS is set)") from error
                 warnings.warn(message, RuntimeWarning, stacklevel=4)
                 continue
@@ -238,6 +239,12 @@ class Registry:
                     )
         if kind == "serializer" and name in RESERVED_SERIALIZER_NAMES:
             raise PluginError(f"the serializer name {name!r} is reserved for values cachekit stores natively")
+        if kind in ("serializer", "eviction_policy") and getattr(target, "name", None) != name:
+            # Entries record the serializer's own name and decode by it, so the two must agree.
+            raise PluginError(
+                f"the {kind.replace('_', ' ')} registered as {name!r} calls itself "
+                f"{getattr(target, 'name', None)!r}; set its name attribute to {name!r}"
+            )
         return target
 
     def installed(self) -> list[PluginInfo]:

@@ -13,9 +13,6 @@ from ._interfaces import Serializer
 
 __all__ = ["JSONSerializer", "MsgpackSerializer", "PickleSerializer", "RawSerializer"]
 
-# Decoding limits keep a hostile length field from allocating gigabytes.
-_MSGPACK_MAX = 2**31 - 1
-
 
 class PickleSerializer(Serializer):
     """Any picklable object, as python-diskcache stores it.
@@ -50,7 +47,9 @@ class MsgpackSerializer(Serializer):
         return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
 
     def loads(self, data: bytes) -> Any:
-        return msgpack.unpackb(data, raw=False, strict_map_key=False, max_buffer_size=_MSGPACK_MAX)
+        # unpackb bounds every length field by len(data), so a hostile header
+        # cannot make it allocate more than the payload's own size.
+        return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
 class JSONSerializer(Serializer):

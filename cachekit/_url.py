@@ -63,7 +63,7 @@ def parse(text: str) -> ParsedURL:
                     f"config string {text!r} has a host part ({host!r}) but caches are local: "
                     f"write '{store}:///{rest}' for an absolute path or '{store}:{rest}' for a relative one"
                 )
-            path = rest
+            path = "/" + rest.lstrip("/")
     path = unquote(path)
     if not path:
         raise ConfigError(f"config string {text!r} names no directory; write 'scheme:///path/to/cache'")

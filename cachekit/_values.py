@@ -97,6 +97,11 @@ class ValueCodec:
 
     def dumps(self, value: Any) -> bytes:
         """Serialize (and sign) a value that is not stored natively."""
+        if self._refuse_pickle and self.serializer.name == "pickle":
+            raise InsecureDirectory(
+                "refusing to store a pickled value in a cache directory that others can write to: it could "
+                "never be read back safely; configure a secret_key or use the msgpack or json serializer"
+            )
         try:
             payload = self.serializer.dumps(value)
         except Exception as error:

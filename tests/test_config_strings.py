@@ -131,7 +131,7 @@ class TestGrammar:
     @pytest.mark.parametrize("query", ["statistics", "statistics="])
     def test_parameter_without_value_is_named(self, query: str) -> None:
         """A parameter with no value is an error naming it and showing the fix."""
-        with pytest.raises(ConfigError, match="parameter 'statistics' .* has no value; write statistics=VALUE"):
+        with pytest.raises(ConfigError, match=r"parameter 'statistics' .* has no value; write statistics=VALUE"):
             parse(f"sqlite:///x?{query}")
 
     @pytest.mark.parametrize("name", ["1abc", "a-b", "a b"])
@@ -179,7 +179,7 @@ class TestSizes:
     @pytest.mark.parametrize("value", [-1, "-1", "-1KiB"])
     def test_negative_size_is_refused(self, value: object) -> None:
         """A size cannot be negative."""
-        with pytest.raises(ValueError, match="negative|expected a size"):
+        with pytest.raises(ValueError, match=r"negative|expected a size"):
             size(value)
 
     @pytest.mark.parametrize("value", [True, False])
@@ -363,7 +363,9 @@ class TestOpen:
 
     def test_unknown_parameter_is_named_with_valid_settings(self, tmp_path: Path) -> None:
         """An unknown setting is named and the valid ones (core, options and store) are listed."""
-        with pytest.raises(ConfigError, match="unknown setting 'bogus' for the 'sqlite' store; valid settings: ") as raised:
+        with pytest.raises(
+            ConfigError, match="unknown setting 'bogus' for the 'sqlite' store; valid settings: "
+        ) as raised:
             cachekit.open(sqlite_url(tmp_path / "c", "bogus=1"))
         message = str(raised.value)
         for name in ("size_limit", "eviction_policy", "timeout", "secret_key", "sqlite_cache_size"):
@@ -405,13 +407,15 @@ class TestOpen:
 
     def test_unknown_serializer_lists_valid_ones(self, tmp_path: Path) -> None:
         """An unknown serializer suggests the closest name and lists the installed ones."""
-        with pytest.raises(UnknownPluginError, match=r"unknown serializer 'pickel'\. Did you mean 'pickle'\?") as raised:
+        with pytest.raises(
+            UnknownPluginError, match=r"unknown serializer 'pickel'\. Did you mean 'pickle'\?"
+        ) as raised:
             cachekit.open(sqlite_url(tmp_path / "c", "serializer=pickel"))
         assert "Installed serializers: json, msgpack, pickle, raw." in str(raised.value)
 
     def test_short_secret_key_is_refused(self, tmp_path: Path) -> None:
         """A secret_key shorter than 16 bytes is refused before anything is created."""
-        with pytest.raises(ConfigError, match="secret_key.*at least 16 bytes"):
+        with pytest.raises(ConfigError, match=r"secret_key.*at least 16 bytes"):
             cachekit.Cache(tmp_path / "c", secret_key="short")
         assert not (tmp_path / "c").exists()
 
