@@ -20,8 +20,9 @@ class Cache(QueueMixin, MaintenanceMixin):
 
     Settings (persisted in the directory): ``size_limit``, ``cull_limit``,
     ``eviction_policy``, ``statistics``, ``tag_index``, ``serializer``,
-    ``disk_min_file_size``, ``disk_pickle_protocol``, ``durability``, plus
-    the store's own tuning settings.  Options for this object only:
-    ``secret_key``, ``allow_insecure_directory``, and ``clock`` (a
-    function returning the time, for tests).
+    ``disk_min_file_size``, ``disk_pickle_protocol``, ``durability``.
+    For this object only (not persisted): the store's own tuning settings
+    (such as ``sqlite_mmap_size``), ``secret_key``,
+    ``allow_insecure_directory``, and ``clock`` (a function returning the
+    time, for tests).
     """

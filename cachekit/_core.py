@@ -10,6 +10,7 @@ and :mod:`cachekit._cache` puts them together.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import logging
 import math
@@ -100,6 +101,13 @@ class CacheCore:
         try:
             persisted = self._store.load_settings()
             settings = _config.merge(config, persisted)
+            if settings["durability"] != store_config.durability:
+                # Durability is persisted in the store but needed to open it:
+                # reopen once with the recorded level.
+                self._store.close()
+                store_config = dataclasses.replace(store_config, durability=settings["durability"])
+                self._store = config.store_class.open(store_config)
+                self._lookup = self._store.lookup
             changed = {
                 name: settings[name]
                 for name, setting in CORE_SETTINGS.items()
@@ -530,7 +538,8 @@ class CacheCore:
 
     def _get_entry(self, db_key: bytes, default: Any, read: bool, expire_time: bool, tag: bool, retry: bool) -> Any:
         """:meth:`get` for value files, ``read``, result tuples, retries and damaged values."""
-        for _ in range(3):
+        vanished = 0
+        while vanished < 3:
             try:
                 entry = self._store.get(db_key)
             except Timeout:
@@ -544,6 +553,7 @@ class CacheCore:
                 break
             value = self._load(entry, read)
             if value is _VANISHED:
+                vanished += 1
                 continue  # the value file was replaced under us; look again
             if value is _MISSING:
                 break

@@ -70,3 +70,22 @@ class InsecureDirectory(DirectoryError):
 
 class SerializationError(CachekitError):
     """A value or key could not be encoded or decoded by the serializer."""
+
+
+# Tracebacks and reprs name the public module users import them from.
+for _exception in (
+    CachekitError,
+    ConfigError,
+    UnknownPluginError,
+    PluginError,
+    UnsupportedOperation,
+    Timeout,
+    StoreError,
+    StorageFull,
+    CorruptCache,
+    DirectoryError,
+    InsecureDirectory,
+    SerializationError,
+):
+    _exception.__module__ = "cachekit"
+del _exception

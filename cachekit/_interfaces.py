@@ -72,7 +72,7 @@ class Totals:
     """Number of entries, expired ones included."""
     volume: int
     """Sum of :attr:`Entry.size` over all entries."""
-    next_expiry: float | None = None
+    next_expiry: float | None
     """The earliest expire time of any entry, or ``None`` if no entry expires.
 
     Every write checks it, so that finding nothing to expire costs no scan."""

@@ -30,6 +30,8 @@ _INT_MIN = -(2**63)
 _INT_MAX = 2**63 - 1
 _FLOAT = struct.Struct(">d")
 _CANONICAL_NAN = _FLOAT.pack(math.nan)
+_SIGN_BIT = 1 << 63
+_ALL_BITS = (1 << 64) - 1
 
 STR = b"s"[0]
 BYTES = b"b"[0]
@@ -95,7 +97,7 @@ class KeyCodec:
         if kind is float:
             if key.is_integer():
                 return _encode_int(int(key))
-            return b"f" + (_CANONICAL_NAN if math.isnan(key) else _FLOAT.pack(key))
+            return b"f" + _encode_float(key)
         if kind is bool:
             return b"?\x01" if key else b"?\x00"
         if key is None:
@@ -134,8 +136,7 @@ class KeyCodec:
         if kind == BIG_INT:
             return int(data[1:].decode("ascii"))
         if kind == FLOAT:
-            value: float = _FLOAT.unpack(data[1:9])[0]
-            return value
+            return _decode_float(data[1:9])
         if kind == BOOL:
             return data[1:2] == b"\x01"
         if kind == NONE:
@@ -151,6 +152,24 @@ class KeyCodec:
         if kind == SERIALIZED:
             return self._loads(data[1:])
         raise SerializationError(f"unknown key encoding byte {kind:#x}")
+
+
+def _encode_float(number: float) -> bytes:
+    """Eight bytes whose unsigned order is the numeric order of non-NaN floats.
+
+    Positive floats get their sign bit set; negative ones have every bit
+    inverted, so that more negative sorts lower.  NaN has one encoding.
+    """
+    bits = int.from_bytes(_CANONICAL_NAN if math.isnan(number) else _FLOAT.pack(number), "big")
+    bits = bits ^ _ALL_BITS if bits & _SIGN_BIT else bits | _SIGN_BIT
+    return bits.to_bytes(8, "big")
+
+
+def _decode_float(data: bytes) -> float:
+    bits = int.from_bytes(data, "big")
+    bits = bits & ~_SIGN_BIT if bits & _SIGN_BIT else bits ^ _ALL_BITS
+    value: float = _FLOAT.unpack(bits.to_bytes(8, "big"))[0]
+    return value
 
 
 def _encode_int(number: int) -> bytes:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "cachekit-largest-first"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+EXAMPLE = DOCS / "examples" / "cachekit-largest-first"
 
 # Runs in a fresh interpreter that sees the example only through its installed
 # metadata, so the entry point, not an import from the source tree, must find it.
@@ -89,6 +90,7 @@ def _install_example(tmp_path: Path) -> Path:
         "--no-deps",
         "--no-build-isolation",
         "--disable-pip-version-check",
+        "--no-cache-dir",
         "--target",
         str(site),
         str(source),
@@ -163,3 +165,13 @@ class TestLargestFirstExample:
             run = runs["least-recently-stored"]
             small = {key for key in run["written"] if key.startswith("small-")}
             assert not small <= set(run["survivors"]), (store, run["survivors"])
+
+
+class TestWalkthrough:
+    """docs/plugins.md shows the example's files as they are."""
+
+    @pytest.mark.parametrize("name", ["pyproject.toml", "cachekit_largest_first/__init__.py"])
+    def test_plugin_guide_quotes_the_example_verbatim(self, name: str) -> None:
+        """Each file of the example appears unchanged in the plugin guide, so the walk-through cannot drift."""
+        guide = (DOCS / "plugins.md").read_text(encoding="utf-8")
+        assert (EXAMPLE / name).read_text(encoding="utf-8") in guide, f"docs/plugins.md no longer quotes {name}"

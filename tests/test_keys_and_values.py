@@ -108,7 +108,14 @@ class TestKeyCodec:
         assert codec.encode(-1) == b"i\x7f" + b"\xff" * 7
         assert codec.encode(None) == b"n"
         assert codec.encode(()) == b"t"
-        assert codec.encode(1.5) == b"f" + struct.pack(">d", 1.5)
+        assert codec.encode(1.5) == b"f" + bytes([0xBF]) + struct.pack(">d", 1.5)[1:]  # sign bit set
+        assert codec.encode(-1.5) == b"f" + bytes(byte ^ 0xFF for byte in struct.pack(">d", -1.5))
+
+    def test_non_integral_floats_sort_numerically(self) -> None:
+        """Encoded non-integral floats (and infinities) sort in numeric order."""
+        codec = pickle_codec()
+        values = [math.inf, 2.5, -0.25, -math.inf, 0.5, -1749.5, 1e-300, -2.5]
+        assert sorted(values, key=codec.encode) == sorted(values)
 
     def test_str_subclasses_encode_like_str(self) -> None:
         """A str subclass encodes like the equal str and decodes to a plain str."""
