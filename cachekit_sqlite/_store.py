@@ -197,7 +197,8 @@ class SQLiteStore(Store):
         self._synchronous = "FULL" if config.durability == "full" else "NORMAL"
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
+        # Each thread's connection, with the thread that owns it.
+        self._connections: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
         self._eviction_order = "seq"
 
     # -- opening and connections ------------------------------------------
@@ -252,7 +253,8 @@ class SQLiteStore(Store):
             raise translate(error, self.path) from error
         self._local.connection = connection
         with self._lock:
-            self._connections.append(connection)
+            self._close_connections_of_ended_threads()
+            self._connections.append((weakref.ref(threading.current_thread()), connection))
         _open_stores.add(self)
         return connection
 
@@ -263,8 +265,21 @@ class SQLiteStore(Store):
             return self._connect()
         return connection
 
+    def _close_connections_of_ended_threads(self) -> None:
+        """Close the connections of threads that have ended; a server with a thread per
+        request would otherwise keep two file descriptors per request it ever served."""
+        alive = []
+        for owner, connection in self._connections:
+            thread = owner()
+            if thread is not None and thread.is_alive():
+                alive.append((owner, connection))
+            else:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.close()
+        self._connections = alive
+
     def _forget_connections(self) -> None:
-        _inherited_connections.extend(self._connections)
+        _inherited_connections.extend(connection for _, connection in self._connections)
         self._connections = []
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -290,7 +305,8 @@ class SQLiteStore(Store):
 
     def close(self) -> None:
         with self._lock:
-            connections, self._connections = self._connections, []
+            connections = [connection for _, connection in self._connections]
+            self._connections = []
             # Every thread's next call finds no connection and opens a new one.
             self._local = threading.local()
         for connection in connections:
