@@ -176,3 +176,103 @@ class TestErrors:
         except sqlite3.Error as error:
             pytest.fail(f"a raw sqlite3 error escaped: {error!r}")
         assert problems, "the damage went unnoticed"
+
+
+class TestStoreEdges:
+    def test_update_checks_its_fields(self, tmp_path: Path) -> None:
+        """update() refuses fields that are not metadata and, with no change, reports existence."""
+        with cachekit.Cache(tmp_path) as cache:
+            cache.set("key", 1)
+            store = cache.store
+            key = cache._encode_key("key")
+            with store.write(), pytest.raises(ValueError, match="cannot update entry fields"):
+                store.update(key, {"value": b"x"})
+            assert store.update(key, {}) is True
+            assert store.update(b"sabsent", {}) is False
+
+    def test_reverse_eviction_order(self, tmp_path: Path) -> None:
+        """Scanning the eviction order backwards yields the last to leave first."""
+        clock = [100.0]
+        with cachekit.Cache(tmp_path, clock=lambda: clock[0], eviction_policy="least-frequently-used") as cache:
+            for index in range(3):
+                clock[0] += 1
+                cache.set(index, index)
+            store = cache.store
+            with store.write():
+                store.update(cache._encode_key(0), {"access_count": 5})
+            forward = [cache._keys.decode(entry.key) for entry in store.scan(cachekit.plugins.Order.EVICTION)]
+            backward = [
+                cache._keys.decode(entry.key) for entry in store.scan(cachekit.plugins.Order.EVICTION, reverse=True)
+            ]
+            assert forward == [1, 2, 0]
+            assert backward == [0, 2, 1]
+
+    def test_check_repairs_wrong_totals(self, tmp_path: Path) -> None:
+        """check() reports totals that disagree with the entries, and check(fix=True) corrects them."""
+        cache = cachekit.Cache(tmp_path)
+        cache.set("a", b"x" * 10)
+        cache.set("b", b"y" * 20)
+        connection = sqlite3.connect(os.path.join(cache.directory, DATABASE_NAME), isolation_level=None)
+        connection.execute("UPDATE totals SET count = 999, volume = 5")
+        connection.close()
+        problems = [str(warning.message) for warning in cache.check()]
+        assert any("totals say 999 entries" in problem for problem in problems)
+        assert len(cache) == 999
+        assert [str(warning.message) for warning in cache.check(fix=True)]
+        assert len(cache) == 2
+        assert cache.volume() == 2 * 2 + 30
+        assert cache.check() == []
+        cache.close()
+
+
+def test_errors_on_a_closed_connection(tmp_path: Path) -> None:
+    """Every store method translates sqlite3 errors (here: a connection closed under it) to StoreError."""
+    cache = cachekit.Cache(tmp_path)
+    cache.set("key", 1)
+    store = cache.store
+    assert isinstance(store, SQLiteStore)
+    key = cache._encode_key("key")
+    entry = store.get(key)
+    assert entry is not None
+    store._connection().close()
+    calls = {
+        "get": lambda: store.get(key),
+        "lookup": lambda: store.lookup(key),
+        "put": lambda: store.put(entry),
+        "totals": store.totals,
+        "read": lambda: store.read().__enter__(),
+        "write": lambda: store.write().__enter__(),
+    }
+    for name, call in calls.items():
+        with pytest.raises(cachekit.StoreError, match="SQLite failed|cannot|closed"):
+            call()
+            pytest.fail(f"{name} did not raise")
+    store.close()  # closing again after the damage is harmless
+    assert cache.get("key") == 1  # and the next use reopens
+
+
+def test_connect_failure_names_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection that cannot be opened raises a cachekit error naming the database path."""
+    cache = cachekit.Cache(tmp_path)
+    cache.close()
+
+    def refuse(*args: object, **kwargs: object) -> sqlite3.Connection:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(sqlite3, "connect", refuse)
+    with pytest.raises(cachekit.StoreError, match=DATABASE_NAME):
+        cache.get("key")
+
+
+def test_database_file_that_cannot_be_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the database file cannot be created, the error names it and the reason."""
+    real_open = os.open
+
+    def refuse(path: str, flags: int, mode: int = 0o777) -> int:
+        if str(path).endswith(DATABASE_NAME):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(os, "open", refuse)
+    with pytest.raises(cachekit.StoreError, match=f"cannot create .*{DATABASE_NAME}: Permission denied"):
+        cachekit.Cache(tmp_path / "cache")
