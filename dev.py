@@ -39,7 +39,7 @@ def run(*command: str | os.PathLike[str], **environment: str) -> None:
 
 def ensure_environment() -> None:
     """Create ``.venv`` and install the project with its test extra, once per pyproject.toml version."""
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 - dev.py runs under whatever python3 the user has
         sys.exit(f"cachekit needs Python 3.10 or newer; this is {sys.version.split()[0]}")
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if STAMP.exists() and STAMP.read_text() == wanted and PYTHON.exists():
@@ -48,7 +48,7 @@ def ensure_environment() -> None:
         print(f"creating the virtual environment in {VENV}", flush=True)
         try:
             venv.create(VENV, with_pip=True)
-        except Exception as error:  # noqa: BLE001 - any failure here gets the same advice
+        except Exception as error:  # any failure here gets the same advice
             sys.exit(f"could not create {VENV} ({error}); on Debian/Ubuntu install the python3-venv package")
     run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
     run(PYTHON, "-m", "pip", "install", "--quiet", "-e", ".[test]")

@@ -75,7 +75,7 @@ def main() -> None:
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         first = pool.starmap(worker, [(worker_id, [2 * worker_id, 2 * worker_id + 1], 250) for worker_id in range(4)])
         second = pool.starmap(worker, [(worker_id, list(range(8)), 0) for worker_id in range(4)])
-    for (worker_id, computed), (_, computed_later) in zip(sorted(first), sorted(second)):
+    for (worker_id, computed), (_, computed_later) in zip(sorted(first), sorted(second), strict=True):
         print(
             f"   process {worker_id}: computed its {computed} squares; later asked for all 8: "
             f"computed {computed_later}, read {8 - computed_later} from the shared cache"

@@ -35,7 +35,7 @@ class TestWheel:
         for package in ("cachekit", "cachekit_sqlite"):
             assert f"{package}/__init__.py" in names
             assert f"{package}/py.typed" in names
-        assert "cachekit/testing.py" in names
+        assert "cachekit/testing/__init__.py" in names
         assert not any(name.startswith(("tests/", "benchmarks/", "docs/")) for name in names)
 
     def test_declares_the_sqlite_entry_point(self, wheel: zipfile.ZipFile) -> None:
