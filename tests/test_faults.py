@@ -156,7 +156,12 @@ class TestDurability:
         """With durability='full' every value file is fsynced before its entry commits."""
         synced: list[int] = []
         real_fsync = os.fsync
-        monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+
+        def recording_fsync(descriptor: int) -> None:
+            synced.append(descriptor)
+            real_fsync(descriptor)
+
+        monkeypatch.setattr(os, "fsync", recording_fsync)
         with cachekit.Cache(tmp_path, durability="full", disk_min_file_size=16) as cache:
             cache.set("big", b"x" * 100)
             assert synced
