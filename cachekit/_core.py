@@ -421,23 +421,15 @@ class CacheCore:
         stored and silently evicted.
         """
         now = self._clock()
-        expire_time = validate_expire(expire, now)
-        tag_bytes = None if tag is None else self._keys.encode(tag)
-        db_key, serializer, payload, name, size = self._prepare(key, value, read)
-        if size > self._size_limit:
-            return self._refuse(key, size, name)
-        entry = Entry._make((db_key, payload, name, serializer, size, now, expire_time, now, 0, tag_bytes))
+        entry = self._new_entry(key, value, expire, read, tag, now)
+        if entry is None:
+            return False
         try:
             with WriteTransaction(self, retry) as state:
-                if name is not None:
-                    state.created.append(name)
-                old = self._store.put(entry)
-                if old is not None and old.filename is not None:
-                    state.obsolete.append(old.filename)
-                self._cull(now, state)
+                self._put(entry, state, now)
         except BaseException:
-            if name is not None:
-                self._files.remove(name)
+            if entry.filename is not None:
+                self._files.remove(entry.filename)
             raise
         return True
 
@@ -445,14 +437,35 @@ class CacheCore:
         """``cache[key] = value``: :meth:`set` with ``retry=True``."""
         self.set(key, value, retry=True)
 
-    def _refuse(self, key: Any, size: int, name: str | None) -> bool:
+    def _new_entry(self, key: Any, value: Any, expire: Any, read: bool, tag: Any, now: float) -> Entry | None:
+        """Validate and encode a write (large payloads go to a file now, outside any lock).
+
+        Returns ``None`` when the value is refused for being larger than ``size_limit``.
+        """
+        expire_time = validate_expire(expire, now)
+        tag_bytes = None if tag is None else self._keys.encode(tag)
+        db_key, serializer, payload, name, size = self._prepare(key, value, read)
+        if size > self._size_limit:
+            self._refuse(key, size, name)
+            return None
+        return Entry._make((db_key, payload, name, serializer, size, now, expire_time, now, 0, tag_bytes))
+
+    def _put(self, entry: Entry, state: TransactionState, now: float) -> None:
+        """Inside a write: store ``entry``, retire the value file it replaces, and cull."""
+        if entry.filename is not None:
+            state.created.append(entry.filename)
+        old = self._store.put(entry)
+        if old is not None and old.filename is not None:
+            state.obsolete.append(old.filename)
+        self._cull(now, state)
+
+    def _refuse(self, key: Any, size: int, name: str | None) -> None:
         if name is not None:
             self._files.remove(name)
         self._count("refusals")
         log.warning(
             "cachekit: refused %r: %d bytes exceed size_limit=%d of %s", key, size, self._size_limit, self._directory
         )
-        return False
 
     def add(
         self,
@@ -465,27 +478,19 @@ class CacheCore:
     ) -> bool:
         """Store ``value`` only if ``key`` is absent or expired; return whether it was stored."""
         now = self._clock()
-        expire_time = validate_expire(expire, now)
-        tag_bytes = None if tag is None else self._keys.encode(tag)
-        db_key, serializer, payload, name, size = self._prepare(key, value, read)
-        if size > self._size_limit:
-            return self._refuse(key, size, name)
-        entry = Entry._make((db_key, payload, name, serializer, size, now, expire_time, now, 0, tag_bytes))
+        entry = self._new_entry(key, value, expire, read, tag, now)
+        if entry is None:
+            return False
         added = False
         try:
             with WriteTransaction(self, retry) as state:
-                old = self._store.get(db_key)
+                old = self._store.get(entry.key)
                 if old is None or (old.expire_time is not None and old.expire_time <= now):
-                    if name is not None:
-                        state.created.append(name)
-                    self._store.put(entry)
-                    if old is not None and old.filename is not None:
-                        state.obsolete.append(old.filename)
-                    self._cull(now, state)
+                    self._put(entry, state, now)
                     added = True
         finally:
-            if not added and name is not None:
-                self._files.remove(name)
+            if not added and entry.filename is not None:
+                self._files.remove(entry.filename)
         return added
 
     def get(
@@ -643,10 +648,7 @@ class CacheCore:
             serializer, payload = self._codec.encode(value)
             size = len(db_key) + len(payload)
             new = Entry._make((db_key, payload, None, serializer, size, now, expire_time, now, access_count, tag_bytes))
-            old = self._store.put(new)
-            if old is not None and old.filename is not None:
-                state.obsolete.append(old.filename)
-            self._cull(now, state)
+            self._put(new, state, now)
         return value
 
     def decr(self, key: Any, delta: int | float = 1, default: int | float | None = 0, retry: bool = False) -> Any:

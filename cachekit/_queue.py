@@ -68,7 +68,7 @@ class QueueMixin(CacheCore):
         tag_bytes = self._encode_tag(tag)
         serializer, payload, name, payload_size = self._prepare_value(value, read)
         if payload_size > self._size_limit:
-            self._refuse(f"push to {prefix!r}", payload_size, name)
+            self._refuse(f"a push to queue {prefix!r}", payload_size, name)
             return None
         start, stop = queue_bounds(self._keys, prefix)
         try:
@@ -85,10 +85,7 @@ class QueueMixin(CacheCore):
                 entry = Entry._make(
                     (db_key, payload, name, serializer, len(db_key) + payload_size, now, expire_time, now, 0, tag_bytes)
                 )
-                if name is not None:
-                    state.created.append(name)
-                self._store.put(entry)
-                self._cull(now, state)
+                self._put(entry, state, now)
         except BaseException:
             if name is not None:
                 self._files.remove(name)
