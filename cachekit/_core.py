@@ -38,8 +38,10 @@ __all__ = ["CacheCore", "validate_expire"]
 log = logging.getLogger("cachekit")
 _Self = TypeVar("_Self", bound="CacheCore")
 
-#: Pending hits, misses and recorded accesses are written out past these bounds.
+#: Pending hits, misses and recorded accesses are written out past these bounds
+#: (and at close, and before every cull).
 _PENDING_LIMIT = 256
+_PENDING_SECONDS = 1.0
 _MISSING: Any = object()
 """A value that cannot be read (damaged or unreadable): the read is a miss."""
 _VANISHED: Any = object()
@@ -126,7 +128,9 @@ class CacheCore:
             self._txn = TransactionState()
             self._stats_lock = threading.Lock()
             self._pending_counters: dict[str, int] = {}
+            self._counters_deadline = time.monotonic() + _PENDING_SECONDS
             self._accesses: dict[bytes, list[float]] = {}
+            self._accesses_deadline = math.inf
             self._apply_settings(settings)
         except BaseException:
             self._store.close()
@@ -304,7 +308,9 @@ class CacheCore:
             return sum(counters.values())
 
     def _count_lookup(self, name: str) -> None:
-        if self._count(name) >= _PENDING_LIMIT:
+        now = time.monotonic()
+        if self._count(name) >= _PENDING_LIMIT or now >= self._counters_deadline:
+            self._counters_deadline = now + _PENDING_SECONDS
             with contextlib.suppress(Timeout):  # still pending; written with the next flush
                 self._flush_counters(retry=False)
 
@@ -326,14 +332,17 @@ class CacheCore:
         # Accesses are batched: a read must not cost a write transaction.
         # Races between threads may merge two counts into one; eviction order
         # is approximate by design (see docs: eviction policies).
-        record = self._accesses.get(db_key)
+        accesses = self._accesses
+        record = accesses.get(db_key)
         if record is None:
-            self._accesses[db_key] = [now, 1.0]
-            if len(self._accesses) >= _PENDING_LIMIT:
-                self._flush_accesses()
+            if not accesses:
+                self._accesses_deadline = now + _PENDING_SECONDS
+            accesses[db_key] = [now, 1.0]
         else:
             record[0] = now
             record[1] += 1
+        if len(accesses) >= _PENDING_LIMIT or now >= self._accesses_deadline:
+            self._flush_accesses()
 
     def _flush_accesses(self) -> None:
         if not self._accesses:
@@ -351,7 +360,9 @@ class CacheCore:
         """Write pending accesses; called inside a write transaction."""
         batch, self._accesses = self._accesses, {}
         store = self._store
-        for db_key, (access_time, count) in batch.items():
+        # list() copies atomically: a reader that loaded the old dict just before the
+        # swap may still add to it.
+        for db_key, (access_time, count) in list(batch.items()):
             entry = store.get(db_key)
             if entry is None:
                 continue

@@ -466,3 +466,37 @@ class TestConcurrentOpen:
         assert errors == []
         with cachekit.Cache(directory) as cache:
             assert len(cache) == 50
+
+
+class TestPendingBounds:
+    def test_recorded_reads_are_written_within_a_second(self, tmp_path: Path) -> None:
+        """Under LRU, a read recorded more than a second ago is written out by the next read."""
+        clock = [1000.0]
+        cache = cachekit.Cache(tmp_path, eviction_policy="least-recently-used", clock=lambda: clock[0])
+        cache.set("key", 1)
+        clock[0] = 1000.5
+        cache.get("key")
+        entry = cache.store.get(cache._encode_key("key"))
+        assert entry is not None
+        assert entry.access_time == 1000.0  # still pending
+        clock[0] = 1002.0
+        cache.get("key")
+        entry = cache.store.get(cache._encode_key("key"))
+        assert entry is not None
+        assert entry.access_time == 1002.0
+        cache.close()
+
+    def test_statistics_reach_the_directory_within_a_second(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Hits and misses counted by one object are visible to another after at most about a second."""
+        cache = cachekit.Cache(tmp_path, statistics=True)
+        other = cachekit.Cache(tmp_path)
+        cache.get("absent")
+        assert other.store.counters().get("misses", 0) == 0
+        later = cachekit._core.time.monotonic() + 5
+        monkeypatch.setattr(cachekit._core.time, "monotonic", lambda: later)
+        cache.get("absent")
+        assert other.store.counters()["misses"] == 2
+        cache.close()
+        other.close()
