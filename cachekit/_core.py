@@ -30,7 +30,7 @@ from ._keys import KeyCodec
 from ._memoize import ENOVAL, Memoized, memoize
 from ._registry import registry
 from ._settings import CORE_SETTINGS, parse_setting
-from ._transaction import TransactionState, WriteTransaction
+from ._transaction import TransactionState, UserTransaction, WriteTransaction
 from ._values import ValueCodec
 
 __all__ = ["CacheCore", "validate_expire"]
@@ -129,19 +129,32 @@ class CacheCore:
             self._stats_lock = threading.Lock()
             self._pending_counters: dict[str, int] = {}
             self._counters_deadline = time.monotonic() + _PENDING_SECONDS
+            self._counters_limit = _PENDING_LIMIT
             self._accesses: dict[bytes, list[float]] = {}
             self._accesses_deadline = math.inf
+            self._accesses_limit = _PENDING_LIMIT
             self._apply_settings(settings)
         except BaseException:
             self._store.close()
             raise
 
     def _apply_settings(self, settings: dict[str, Any]) -> None:
-        """Resolve plugins and copy settings to attributes the hot paths read."""
-        self._settings = settings
+        """Resolve plugins, adjust the store's indexes, and copy settings to the
+        attributes the hot paths read.  Everything that can fail comes first, so
+        a failure leaves the object as it was."""
         serializer_class: type[Serializer] = registry.resolve("serializer", settings["serializer"])
-        self._serializer = serializer_class.create(settings)
         policy: type[EvictionPolicy] = registry.resolve("eviction_policy", settings["eviction_policy"])
+        capabilities = self._store.capabilities
+        if policy.rank and not capabilities.ordered_scans:
+            raise UnsupportedOperation(
+                f"the {policy.name!r} eviction policy needs ordered scans, which the "
+                f"{self._config.store_name!r} store lacks; use eviction_policy='none'"
+            )
+        serializer = serializer_class.create(settings)
+        self._store.set_eviction_rank(policy.rank)
+        self._store.set_tag_index(settings["tag_index"])
+        self._settings = settings
+        self._serializer = serializer
         self._policy = policy
         self._records = policy.records != Access.NOTHING  # a bool: Flag.__bool__ is slow Python code
         self._record_time = bool(policy.records & Access.TIME)
@@ -149,14 +162,8 @@ class CacheCore:
         self._size_limit: int = settings["size_limit"]
         self._cull_limit: int = settings["cull_limit"]
         self._statistics: bool = settings["statistics"]
-        capabilities = self._store.capabilities
         self._value_files = capabilities.value_files
         self._file_threshold: int = settings["disk_min_file_size"] if capabilities.value_files else 2**63
-        if policy.rank and not capabilities.ordered_scans:
-            raise UnsupportedOperation(
-                f"the {policy.name!r} eviction policy needs ordered scans, which the "
-                f"{self._config.store_name!r} store lacks; use eviction_policy='none'"
-            )
         self._max_inline = capabilities.max_value_size
         self._codec = ValueCodec(
             self._serializer,
@@ -168,8 +175,6 @@ class CacheCore:
         self._keys = KeyCodec(self._codec.dumps, self._codec.loads)
         self._encode_key = self._keys.encode
         self._files = ValueFiles(self._directory, durable=settings["durability"] == "full")
-        self._store.set_eviction_rank(policy.rank)
-        self._store.set_tag_index(settings["tag_index"])
 
     def _reset_thread_state(self) -> None:
         """After fork, in the child: fresh locks, and the parent's pending counts stay the parent's."""
@@ -208,10 +213,7 @@ class CacheCore:
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # -- transactions ------------------------------------------------------------
-    def _write(self, retry: bool) -> WriteTransaction:
-        return WriteTransaction(self, retry)
-
-    def transact(self, retry: bool = False) -> WriteTransaction:
+    def transact(self, retry: bool = False) -> UserTransaction:
         """A context manager that makes several operations one atomic transaction.
 
         Other writers wait until it ends; reads from other threads and
@@ -222,7 +224,7 @@ class CacheCore:
                 total = cache.incr("total", 123.4)
                 count = cache.incr("count")
         """
-        return WriteTransaction(self, retry)
+        return UserTransaction(self, retry)
 
     # -- values ------------------------------------------------------------------
     def _prepare(self, key: Any, value: Any, read: bool) -> tuple[bytes, str, bytes | None, str | None, int]:
@@ -309,24 +311,41 @@ class CacheCore:
 
     def _count_lookup(self, name: str) -> None:
         now = time.monotonic()
-        if self._count(name) >= _PENDING_LIMIT or now >= self._counters_deadline:
+        if self._count(name) >= self._counters_limit or now >= self._counters_deadline:
             self._counters_deadline = now + _PENDING_SECONDS
-            with contextlib.suppress(Timeout):  # still pending; written with the next flush
-                self._flush_counters(retry=False)
+            try:
+                self._flush_counters(wait=False)
+            except Timeout:
+                # Still pending.  Ask again after twice as many, so that a
+                # lock held elsewhere does not cost every read an attempt.
+                self._counters_limit *= 2
+            else:
+                self._counters_limit = _PENDING_LIMIT
 
-    def _flush_counters(self, retry: bool = True) -> None:
+    def _flush_counters(self, wait: bool = True) -> None:
+        """Write pending counts; without ``wait``, only if the write lock is free right now."""
         with self._stats_lock:
             pending, self._pending_counters = self._pending_counters, {}
         if not pending:
             return
         try:
-            with WriteTransaction(self, retry):
+            with WriteTransaction(self, retry=False, timeout=None if wait else 0):
                 self._store.add_counters(pending)
         except BaseException:
             with self._stats_lock:
                 for name, amount in pending.items():
                     self._pending_counters[name] = self._pending_counters.get(name, 0) + amount
             raise
+
+    def _persisted_counters(self) -> dict[str, int]:
+        """The directory's counters plus this object's pending ones (written out if possible)."""
+        with contextlib.suppress(Timeout):
+            self._flush_counters()
+        counters = self._store.counters()
+        with self._stats_lock:
+            for name, amount in self._pending_counters.items():
+                counters[name] = counters.get(name, 0) + amount
+        return counters
 
     def _record_access(self, db_key: bytes, now: float) -> None:
         # Accesses are batched: a read must not cost a write transaction.
@@ -341,20 +360,26 @@ class CacheCore:
         else:
             record[0] = now
             record[1] += 1
-        if len(accesses) >= _PENDING_LIMIT or now >= self._accesses_deadline:
-            self._flush_accesses()
+        if len(accesses) >= self._accesses_limit or now >= self._accesses_deadline:
+            self._accesses_deadline = now + _PENDING_SECONDS
+            if self._flush_accesses(wait=False):
+                self._accesses_limit = _PENDING_LIMIT
+            else:
+                self._accesses_limit *= 2  # as for statistics: try again later, not on every read
 
-    def _flush_accesses(self) -> None:
+    def _flush_accesses(self, wait: bool = False) -> bool:
+        """Write pending accesses; return False if the lock was busy (the batch is kept)."""
         if not self._accesses:
-            return
+            return True
         if self._txn.depth:
             self._apply_accesses()
-            return
+            return True
         try:
-            with self._write(retry=False):
+            with WriteTransaction(self, retry=False, timeout=None if wait else 0):
                 self._apply_accesses()
         except Timeout:
-            pass  # the batch is kept for the next write
+            return False
+        return True
 
     def _apply_accesses(self) -> None:
         """Write pending accesses; called inside a write transaction."""
@@ -753,24 +778,32 @@ class CacheCore:
             )
         if key == "durability" and value is not ENOVAL:
             raise ConfigError("durability applies when the cache is opened; reopen it with durability=...")
+        if self._txn.depth and key in ("eviction_policy", "tag_index"):
+            raise UnsupportedOperation(f"{key!r} changes the store's indexes and cannot be reset inside transact()")
+        previous = self._settings
         if value is ENOVAL:
             value = self._store.load_settings().get(key, CORE_SETTINGS[key].default)
-        else:
-            value = parse_setting(CORE_SETTINGS, key, value)
-            if key in ("serializer", "eviction_policy"):
-                registry.resolve(key, value)  # type: ignore[arg-type]
-            if update:
+            self._apply_settings({**previous, key: value})
+            return value
+        value = parse_setting(CORE_SETTINGS, key, value)
+        if key == "statistics" and not value:
+            with contextlib.suppress(Timeout):
+                self._flush_counters()
+        # Apply first (it resolves plugins and changes indexes, and leaves the
+        # object unchanged if that fails), then persist, undoing on failure.
+        self._apply_settings({**previous, key: value})
+        if update:
+            try:
                 with WriteTransaction(self, retry=True):
                     self._store.save_settings({key: value})
-        if key == "statistics" and not value:
-            self._flush_counters()
-        self._apply_settings({**self._settings, key: value})
+            except BaseException:
+                self._apply_settings(previous)
+                raise
         return value
 
     def stats(self, enable: bool = True, reset: bool = False) -> tuple[int, int]:
         """``(hits, misses)`` since statistics were enabled; enables them (as python-diskcache does)."""
-        self._flush_counters()
-        counters = self._store.counters()
+        counters = self._persisted_counters()
         result = (counters.get("hits", 0), counters.get("misses", 0))
         if reset:
             with WriteTransaction(self, retry=True):
@@ -782,9 +815,8 @@ class CacheCore:
     def counters(self) -> dict[str, int]:
         """Every persisted counter: ``hits``, ``misses``, ``evictions``, ``expirations``,
         ``timeouts``, ``refusals`` and ``corrupt_values`` (all zero until they happen)."""
-        self._flush_counters()
         names = ("hits", "misses", "evictions", "expirations", "timeouts", "refusals", "corrupt_values")
-        stored = self._store.counters()
+        stored = self._persisted_counters()
         return {name: stored.get(name, 0) for name in names}
 
     def volume(self) -> int:
@@ -799,11 +831,17 @@ class CacheCore:
     def close(self) -> None:
         """Write out pending statistics and accesses and release the store.
 
-        A closed cache reopens by itself on next use, as in python-diskcache.
+        Waits at most ``timeout`` for the write lock to do so, and never
+        retries: pending statistics are not worth blocking a shutdown.  A
+        closed cache reopens by itself on next use, as in python-diskcache.
         """
         try:
-            self._flush_accesses()
-            self._flush_counters()
+            if not self._flush_accesses(wait=True):
+                log.warning("cachekit: %s stayed locked; recorded reads were not written out", self._directory)
+            try:
+                self._flush_counters(wait=True)
+            except Timeout:
+                log.warning("cachekit: %s stayed locked; pending statistics were not written out", self._directory)
         finally:
             self._store.close()
 

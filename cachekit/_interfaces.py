@@ -200,8 +200,13 @@ class Store(abc.ABC):
         """A read transaction: the calls inside see one consistent snapshot."""
 
     @abc.abstractmethod
-    def write(self) -> AbstractContextManager[None]:
-        """An exclusive write transaction (see the class docstring)."""
+    def write(self, timeout: float | None = None) -> AbstractContextManager[None]:
+        """An exclusive write transaction (see the class docstring).
+
+        ``timeout`` overrides ``config.timeout`` for this transaction only:
+        the core passes ``0`` for background work (writing out statistics)
+        that must never make a read wait.
+        """
 
     # -- entries --------------------------------------------------------
     @abc.abstractmethod

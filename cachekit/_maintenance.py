@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ._core import CacheCore
-from ._errors import StoreError
+from ._errors import StoreError, UnsupportedOperation
 from ._interfaces import Entry, Order
 from ._transaction import WriteTransaction
 
@@ -114,6 +114,8 @@ class MaintenanceMixin(CacheCore):
         removed, orphan value files older than a minute are deleted, and the
         store repairs what it can.
         """
+        if self._txn.depth:
+            raise UnsupportedOperation("check() takes its own transactions and cannot run inside transact()")
         with warnings.catch_warnings(record=True) as found:
             warnings.simplefilter("always")
             for problem in self._store.check(fix):

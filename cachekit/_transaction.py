@@ -18,7 +18,7 @@ from ._errors import Timeout
 if TYPE_CHECKING:
     from ._core import CacheCore
 
-__all__ = ["TransactionState", "WriteTransaction"]
+__all__ = ["TransactionState", "UserTransaction", "WriteTransaction"]
 
 
 class TransactionState(threading.local):
@@ -35,11 +35,12 @@ class TransactionState(threading.local):
 class WriteTransaction:
     """Context manager for one (possibly nested) write transaction of a cache."""
 
-    __slots__ = ("_cache", "_nested", "_retry", "_store_transaction")
+    __slots__ = ("_cache", "_nested", "_retry", "_store_transaction", "_timeout")
 
-    def __init__(self, cache: CacheCore, retry: bool) -> None:
+    def __init__(self, cache: CacheCore, retry: bool, timeout: float | None = None) -> None:
         self._cache = cache
         self._retry = retry
+        self._timeout = timeout
         self._nested = False
         self._store_transaction: AbstractContextManager[None] | None = None
 
@@ -52,7 +53,7 @@ class WriteTransaction:
             return state
         store = cache._store
         while True:
-            transaction = store.write()
+            transaction = store.write() if self._timeout is None else store.write(self._timeout)
             try:
                 transaction.__enter__()
                 break
@@ -90,3 +91,12 @@ class WriteTransaction:
             raise
         for name in created if exc_type is not None else obsolete:
             files.remove(name)
+
+
+class UserTransaction(WriteTransaction):
+    """What :meth:`cachekit.Cache.transact` returns; ``with`` binds ``None``, as in python-diskcache."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:  # type: ignore[override]
+        super().__enter__()

@@ -137,18 +137,38 @@ def translate(error: sqlite3.Error, path: str) -> Exception:
     return StoreError(f"SQLite failed on {path}: {message}")
 
 
+def _close_all(connections: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]]) -> None:
+    """Close every connection of a store that was garbage collected or closed for good."""
+    for _, connection in connections:
+        with contextlib.suppress(sqlite3.Error):
+            connection.close()
+    connections.clear()
+
+
 class _WriteTransaction:
     """``BEGIN IMMEDIATE`` ... ``COMMIT``; a class rather than a generator for speed."""
 
-    __slots__ = ("_connection", "_path")
+    __slots__ = ("_connection", "_path", "_usual_wait", "_wait")
 
-    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: str, wait: float | None, usual_wait: float) -> None:
         self._connection = connection
         self._path = path
+        self._wait = wait
+        self._usual_wait = usual_wait
 
     def __enter__(self) -> None:
+        connection = self._connection
         try:
-            self._connection.execute("BEGIN IMMEDIATE")
+            if self._wait is None:
+                connection.execute("BEGIN IMMEDIATE")
+                return
+            # A different wait for this one transaction: set SQLite's busy
+            # timeout around the BEGIN and put the usual one back.
+            connection.execute(f"PRAGMA busy_timeout = {int(self._wait * 1000)}")
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+            finally:
+                connection.execute(f"PRAGMA busy_timeout = {int(self._usual_wait * 1000)}")
         except sqlite3.Error as error:
             raise translate(error, self._path) from error
 
@@ -170,8 +190,9 @@ class _WriteTransaction:
 
 
 def _rollback(connection: sqlite3.Connection) -> None:
-    if connection.in_transaction:
-        with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
+    # sqlite3.Error covers a connection closed meanwhile and SQLite having rolled back already.
+    with contextlib.suppress(sqlite3.Error):
+        if connection.in_transaction:
             connection.execute("ROLLBACK")
 
 
@@ -197,8 +218,10 @@ class SQLiteStore(Store):
         self._synchronous = "FULL" if config.durability == "full" else "NORMAL"
         self._local = threading.local()
         self._lock = threading.Lock()
-        # Each thread's connection, with the thread that owns it.
+        # Each thread's connection, with the thread that owns it.  The list is
+        # only ever changed in place: the finalizer below holds it.
         self._connections: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
+        weakref.finalize(self, _close_all, self._connections)
         self._eviction_order = "seq"
 
     # -- opening and connections ------------------------------------------
@@ -206,7 +229,11 @@ class SQLiteStore(Store):
     def open(cls, config: StoreConfig) -> SQLiteStore:
         store = cls(config)
         store._create_file()
-        store._ensure_schema()
+        try:
+            store._ensure_schema()
+        except BaseException:
+            _close_all(store._connections)
+            raise
         return store
 
     def _create_file(self) -> None:
@@ -276,11 +303,11 @@ class SQLiteStore(Store):
             else:
                 with contextlib.suppress(sqlite3.Error):
                     connection.close()
-        self._connections = alive
+        self._connections[:] = alive
 
     def _forget_connections(self) -> None:
         _inherited_connections.extend(connection for _, connection in self._connections)
-        self._connections = []
+        self._connections.clear()
         self._local = threading.local()
         self._lock = threading.Lock()
 
@@ -304,15 +331,26 @@ class SQLiteStore(Store):
             raise translate(error, self.path) from error
 
     def close(self) -> None:
+        """Close this thread's connection, and those of threads that have ended.
+
+        Connections of other live threads stay theirs: closing one under a
+        thread that is using it would crash the interpreter.  They are closed
+        when their thread ends (noticed at the next connect) or when the store
+        is garbage collected.  Any thread's next call reopens as needed.
+        """
+        current = threading.current_thread()
         with self._lock:
-            connections = [connection for _, connection in self._connections]
-            self._connections = []
-            # Every thread's next call finds no connection and opens a new one.
-            self._local = threading.local()
-        for connection in connections:
-            with contextlib.suppress(sqlite3.Error):
-                connection.close()
-        _open_stores.discard(self)
+            keep = []
+            for owner, connection in self._connections:
+                thread = owner()
+                if thread is current or thread is None or not thread.is_alive():
+                    with contextlib.suppress(sqlite3.Error):
+                        connection.close()
+                else:
+                    keep.append((owner, connection))
+            self._connections[:] = keep
+            with contextlib.suppress(AttributeError):
+                del self._local.connection
 
     # -- transactions -------------------------------------------------------
     @contextmanager
@@ -328,13 +366,26 @@ class SQLiteStore(Store):
         finally:
             _rollback(connection)
 
-    def write(self) -> _WriteTransaction:
-        return _WriteTransaction(self._connection(), self.path)
+    def write(self, timeout: float | None = None) -> _WriteTransaction:
+        return _WriteTransaction(self._connection(), self.path, timeout, self.config.timeout)
 
     # -- entries --------------------------------------------------------------
     def _execute(self, sql: str, parameters: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         try:
             return self._connection().execute(sql, parameters)
+        except sqlite3.Error as error:
+            raise translate(error, self.path) from error
+
+    def _fetchall(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[Any]:
+        # Rows are read lazily, so a damaged page can fail in fetchall(), not only in execute().
+        try:
+            return self._connection().execute(sql, parameters).fetchall()
+        except sqlite3.Error as error:
+            raise translate(error, self.path) from error
+
+    def _fetchone(self, sql: str, parameters: tuple[Any, ...] = ()) -> Any:
+        try:
+            return self._connection().execute(sql, parameters).fetchone()
         except sqlite3.Error as error:
             raise translate(error, self.path) from error
 
@@ -427,7 +478,7 @@ class SQLiteStore(Store):
         sql += f" ORDER BY {order_by}"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        rows = self._execute(sql, tuple(parameters)).fetchall()
+        rows = self._fetchall(sql, tuple(parameters))
         return iter([Entry._make(row) for row in rows])
 
     def _paged(
@@ -452,7 +503,7 @@ class SQLiteStore(Store):
             if where:
                 sql += " WHERE " + " AND ".join(where)
             sql += f" ORDER BY {column}{direction} LIMIT {page}"
-            rows = self._execute(sql, tuple(values)).fetchall()
+            rows = self._fetchall(sql, tuple(values))
             for row in rows:
                 yield Entry._make(row[1:])
             if len(rows) < page:
@@ -463,12 +514,12 @@ class SQLiteStore(Store):
                 remaining -= len(rows)
 
     def totals(self) -> Totals:
-        row = self._execute(_TOTALS).fetchone()
+        row = self._fetchone(_TOTALS)
         return Totals(row[0], row[1], row[2])
 
     # -- settings, counters, indexes -------------------------------------------
     def load_settings(self) -> dict[str, Any]:
-        rows = self._execute("SELECT name, value FROM settings").fetchall()
+        rows = self._fetchall("SELECT name, value FROM settings")
         return {name: json.loads(value) for name, value in rows}
 
     def save_settings(self, settings: Mapping[str, Any]) -> None:
@@ -480,7 +531,7 @@ class SQLiteStore(Store):
             )
 
     def counters(self) -> dict[str, int]:
-        return dict(self._execute("SELECT name, value FROM counters").fetchall())
+        return dict(self._fetchall("SELECT name, value FROM counters"))
 
     def add_counters(self, deltas: Mapping[str, int]) -> None:
         for name, delta in deltas.items():
@@ -495,9 +546,7 @@ class SQLiteStore(Store):
             self._execute("UPDATE counters SET value = 0 WHERE name = ?", (name,))
 
     def _index_names(self, prefix: str) -> set[str]:
-        rows = self._execute(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE ?", (prefix + "%",)
-        ).fetchall()
+        rows = self._fetchall("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE ?", (prefix + "%",))
         return {row[0] for row in rows}
 
     def set_eviction_rank(self, rank: tuple[str, ...]) -> None:
@@ -527,14 +576,12 @@ class SQLiteStore(Store):
 
     def check(self, fix: bool) -> list[str]:
         problems = [
-            f"SQLite integrity check: {row[0]}"
-            for row in self._execute("PRAGMA integrity_check").fetchall()
-            if row[0] != "ok"
+            f"SQLite integrity check: {row[0]}" for row in self._fetchall("PRAGMA integrity_check") if row[0] != "ok"
         ]
         if problems and fix:
             self._execute("REINDEX")
         with self.write():
-            count, volume = self._execute("SELECT count(*), coalesce(sum(size), 0) FROM entries").fetchone()
+            count, volume = self._fetchone("SELECT count(*), coalesce(sum(size), 0) FROM entries")
             recorded = self.totals()
             if (recorded.count, recorded.volume) != (count, volume):
                 problems.append(

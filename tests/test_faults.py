@@ -12,6 +12,8 @@ import io
 import math
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -421,7 +423,7 @@ class TestRecordedAccesses:
         holder = _hold_lock(cache)
         try:
             with pytest.raises(cachekit.Timeout):
-                cache._flush_counters(retry=False)
+                cache._flush_counters(wait=False)
         finally:
             holder.execute("ROLLBACK")
             holder.close()
@@ -500,3 +502,117 @@ class TestPendingBounds:
         assert other.store.counters()["misses"] == 2
         cache.close()
         other.close()
+
+
+class TestThreadsAndLocks:
+    def test_close_while_other_threads_read_and_write(self, tmp_path: Path) -> None:
+        """Closing a cache from one thread while others use it never crashes and loses no write."""
+        script = f"""
+import threading, cachekit
+cache = cachekit.Cache({str(tmp_path)!r})
+cache.set("key", 0)
+stop = threading.Event()
+def work(number):
+    count = 0
+    while not stop.is_set():
+        cache.get("key")
+        cache.set(("worker", number), count)
+        count += 1
+threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+for thread in threads:
+    thread.start()
+for _ in range(200):
+    cache.close()
+stop.set()
+for thread in threads:
+    thread.join()
+cache.close()
+print("ok", len(cachekit.Cache({str(tmp_path)!r})))
+"""
+        result = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert result.stdout.split() == ["ok", "5"]
+
+    def test_a_transaction_in_progress_survives_close_from_another_thread(self, tmp_path: Path) -> None:
+        """A transaction keeps its connection when another thread closes the cache, and commits whole."""
+        cache = cachekit.Cache(tmp_path)
+        inside = threading.Event()
+        closed = threading.Event()
+
+        def close_meanwhile() -> None:
+            inside.wait()
+            cache.close()
+            closed.set()
+
+        closer = threading.Thread(target=close_meanwhile)
+        closer.start()
+        with cache.transact() as bound:
+            cache.set("a", 1)
+            inside.set()
+            closed.wait()
+            cache.set("b", 2)
+        closer.join()
+        assert bound is None  # as in python-diskcache
+        with cachekit.Cache(tmp_path) as other:
+            assert (other.get("a"), other.get("b")) == (1, 2)
+
+    @pytest.mark.parametrize(
+        "settings",
+        [{"eviction_policy": "least-recently-used"}, {"statistics": True}],
+        ids=["lru", "statistics"],
+    )
+    def test_reads_never_wait_for_a_held_write_lock(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: dict[str, Any]
+    ) -> None:
+        """Writing out recorded reads or statistics never makes a read wait for a lock held elsewhere."""
+        clock = [1000.0]
+        cache = cachekit.Cache(tmp_path, timeout=30, clock=lambda: clock[0], **settings)
+        for index in range(300):
+            cache.set(index, index)
+        later = [cachekit._core.time.monotonic()]
+        monkeypatch.setattr(cachekit._core.time, "monotonic", lambda: later[0])
+        holder = _hold_lock(cache)
+        try:
+            waited = []
+            for index in range(300):
+                clock[0] += 2  # past every deadline: each read wants to write out its batch
+                later[0] += 2
+                started = cachekit._core.time.perf_counter()
+                assert cache.get(index) == index
+                waited.append(cachekit._core.time.perf_counter() - started)
+            assert max(waited) < 10  # a blocked read would wait the full 30-second timeout
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        cache.close()
+
+    def test_index_changes_and_check_are_refused_inside_a_transaction(self, tmp_path: Path) -> None:
+        """reset of the policy or tag index and check() refuse to run inside transact(), changing nothing."""
+        with cachekit.Cache(tmp_path) as cache:
+            with cache.transact():
+                with pytest.raises(cachekit.UnsupportedOperation, match="inside transact"):
+                    cache.reset("eviction_policy", "least-recently-used")
+                with pytest.raises(cachekit.UnsupportedOperation, match="inside transact"):
+                    cache.create_tag_index()
+                with pytest.raises(cachekit.UnsupportedOperation, match="inside transact"):
+                    cache.check()
+                cache.set("key", 1)
+            assert cache.eviction_policy == "least-recently-stored"
+            assert cache.tag_index is False
+            assert cache.reset("eviction_policy") == "least-recently-stored"
+            assert cache["key"] == 1
+
+    def test_a_failed_policy_change_leaves_the_cache_as_it_was(self, tmp_path: Path) -> None:
+        """If the store cannot change its index, the policy in force and the persisted one stay the same."""
+        with cachekit.Cache(tmp_path, timeout=0.01) as cache:
+            holder = _hold_lock(cache)
+            try:
+                with pytest.raises(cachekit.Timeout):
+                    cache.reset("eviction_policy", "least-recently-used")
+            finally:
+                holder.execute("ROLLBACK")
+                holder.close()
+            assert cache.eviction_policy == "least-recently-stored"
+            assert cache.reset("eviction_policy") == "least-recently-stored"

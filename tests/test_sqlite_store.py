@@ -166,16 +166,28 @@ class TestErrors:
             file.write(b"\xff" * 4096 * 3)
         for name in (DATABASE_NAME + "-wal", DATABASE_NAME + "-shm"):
             (Path(cache.directory) / name).unlink(missing_ok=True)
+        noticed = 0
         try:
             reopened = cachekit.Cache(tmp_path)
-            for index in range(200):
-                reopened.get(f"key-{index}")
-            problems = reopened.check()
         except cachekit.CachekitError:
-            return
-        except sqlite3.Error as error:
-            pytest.fail(f"a raw sqlite3 error escaped: {error!r}")
-        assert problems, "the damage went unnoticed"
+            return  # refused at open: noticed, and nothing escaped raw
+        operations = {
+            "get": lambda: [reopened.get(f"key-{index}") for index in range(200)],
+            "iterate": lambda: list(reopened),
+            "iterkeys": lambda: list(reopened.iterkeys()),
+            "check": reopened.check,
+            "clear": reopened.clear,
+        }
+        for name, operation in operations.items():
+            try:
+                result = operation()
+            except cachekit.CachekitError:
+                noticed += 1
+            except sqlite3.Error as error:
+                pytest.fail(f"{name}: a raw sqlite3 error escaped: {error!r}")
+            else:
+                noticed += name == "check" and bool(result)
+        assert noticed, "the damage went unnoticed"
 
 
 class TestStoreEdges:
