@@ -120,6 +120,13 @@ def build(
     )
 
 
+_DISKCACHE_SETTINGS = {
+    "sqlite_synchronous": "use durability='normal' (survives crashes of any process) or 'full' (power loss too)",
+    "sqlite_journal_mode": "the SQLite store always runs in WAL mode",
+    "sqlite_auto_vacuum": "the SQLite store manages its file itself",
+}
+
+
 def _existing_marker(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The marker of an existing cache directory, or ``None`` (errors are left to ``prepare``)."""
     try:
@@ -135,6 +142,11 @@ def _check_store_settings(store_name: str, schema: Mapping[str, Setting], given:
             "cachekit has no Disk classes: values are encoded by a serializer; "
             "pass serializer='pickle', 'msgpack', 'json' or 'raw' instead of disk=..."
         )
+    for name in unknown:
+        if name in _DISKCACHE_SETTINGS:
+            raise ConfigError(
+                f"python-diskcache's setting {name!r} does not exist in cachekit: {_DISKCACHE_SETTINGS[name]}"
+            )
     if unknown:
         valid = sorted({*CORE_SETTINGS, *OPTIONS, *schema})
         raise ConfigError(

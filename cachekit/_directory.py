@@ -8,6 +8,7 @@ directory, so that reopening it with another store fails clearly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -104,18 +105,20 @@ def write_marker(directory: str, store: str) -> dict[str, Any]:
     path = os.path.join(directory, MARKER)
     marker = {"store": store, "format": FORMAT}
     temporary = f"{path}.{os.getpid()}.{id(marker):x}.tmp"
-    descriptor = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
     try:
-        os.fchmod(descriptor, 0o600)
-        os.write(descriptor, json.dumps(marker).encode())
+        descriptor = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
+        try:
+            os.fchmod(descriptor, 0o600)
+            os.write(descriptor, json.dumps(marker).encode())
+        finally:
+            os.close(descriptor)
+        with contextlib.suppress(FileExistsError):  # a concurrent opener was first
+            os.link(temporary, path)  # atomic
+    except OSError as error:
+        raise DirectoryError(f"cannot write {path}: {error.strerror or error}") from error
     finally:
-        os.close(descriptor)
-    try:
-        os.link(temporary, path)  # atomic, and fails if a concurrent opener was first
-    except FileExistsError:
-        pass
-    finally:
-        os.unlink(temporary)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
     existing = read_marker(directory)
     assert existing is not None
     return existing

@@ -68,8 +68,12 @@ class InsecureDirectory(DirectoryError):
     """
 
 
-class SerializationError(CachekitError):
-    """A value or key could not be encoded or decoded by the serializer."""
+class SerializationError(CachekitError, TypeError):
+    """A value or key could not be encoded or decoded by the serializer.
+
+    Also a ``TypeError``, as pickle's own complaint about an unpicklable
+    value usually is, so code written for python-diskcache keeps catching it.
+    """
 
 
 # Tracebacks and reprs name the public module users import them from.

@@ -12,6 +12,7 @@ followed.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import re
 import secrets
@@ -21,6 +22,8 @@ from typing import BinaryIO
 from ._errors import StorageFull, StoreError
 
 __all__ = ["ValueFiles"]
+
+log = logging.getLogger("cachekit")
 
 SUBDIRECTORY = "values"
 _NAME = re.compile(r"values/[0-9a-f]{2}/[0-9a-f]{30}\.val")
@@ -64,20 +67,26 @@ class ValueFiles:
             raise _translate(error, self.directory) from error
         written = 0
         try:
-            os.fchmod(descriptor, 0o600)
+            # Errors of the source (a stream passed with read=True) propagate
+            # as they are; only errors writing the file are translated.
             for chunk in chunks:
                 view = memoryview(chunk)
                 while view:
-                    count = os.write(descriptor, view)
+                    try:
+                        count = os.write(descriptor, view)
+                    except OSError as error:
+                        raise _translate(error, path) from error
                     view = view[count:]
                     written += count
-            if self.durable:
-                os.fsync(descriptor)
-        except BaseException as error:
+            try:
+                os.fchmod(descriptor, 0o600)
+                if self.durable:
+                    os.fsync(descriptor)
+            except OSError as error:
+                raise _translate(error, path) from error
+        except BaseException:
             os.close(descriptor)
             self.remove(name)
-            if isinstance(error, OSError):
-                raise _translate(error, path) from error
             raise
         os.close(descriptor)
         return name, written
@@ -114,13 +123,19 @@ class ValueFiles:
         return data
 
     def remove(self, name: str) -> None:
-        """Remove a value file if it exists."""
+        """Remove a value file if it exists; a file that cannot be removed is left for ``check``.
+
+        Removal happens after a commit, when raising would report a failure
+        for a write that succeeded, so errors are logged instead.
+        """
         try:
             os.unlink(self.path(name))
         except FileNotFoundError:
             pass
         except StoreError:
             pass  # never act on a name cachekit did not write
+        except OSError as error:
+            log.warning("cachekit: could not remove the value file %s (%s); check(fix=True) will", name, error)
 
     def names(self) -> Iterator[str]:
         """Every file under the value directory, as names relative to the cache directory."""

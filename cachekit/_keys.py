@@ -41,6 +41,7 @@ FLOAT = b"f"[0]
 BOOL = b"?"[0]
 NONE = b"n"[0]
 TUPLE = b"t"[0]
+FROZENSET = b"z"[0]
 SERIALIZED = b"p"[0]
 
 
@@ -54,6 +55,14 @@ def _encode_varint(number: int) -> bytes:
         else:
             out.append(byte)
             return bytes(out)
+
+
+def _join(encoded_items: Any) -> bytes:
+    parts = []
+    for encoded in encoded_items:
+        parts.append(_encode_varint(len(encoded)))
+        parts.append(encoded)
+    return b"".join(parts)
 
 
 def _decode_varint(data: bytes, position: int) -> tuple[int, int]:
@@ -105,24 +114,31 @@ class KeyCodec:
         if isinstance(key, int):  # int subclasses (IntEnum) equal their int value
             return _encode_int(int(key))
         if kind is tuple:
-            parts = [b"t"]
-            for item in key:
-                encoded = self.encode(item)
-                parts.append(_encode_varint(len(encoded)))
-                parts.append(encoded)
-            return b"".join(parts)
+            return b"t" + _join(self.encode(item) for item in key)
+        if kind is frozenset:
+            # Sorted by encoding: a pickled set's bytes follow its iteration
+            # order, which string hash randomisation changes from run to run.
+            return b"z" + _join(sorted(self.encode(item) for item in key))
         if isinstance(key, str):  # str subclasses (e.g. enum.StrEnum) compare as str
             return b"s" + str.encode(key, "utf-8", "surrogatepass")
-        try:
-            hash(key)
-        except TypeError:
-            raise TypeError(f"cache keys must be hashable, got {kind.__name__}") from None
+        # Anything else, hashable or not (lists in memoized arguments), goes
+        # through the serializer, as python-diskcache pickles such keys.
         try:
             return b"p" + self._dumps(key)
         except SerializationError:
             raise
         except Exception as error:
             raise SerializationError(f"cannot encode key of type {kind.__name__}: {error}") from error
+
+    def _split(self, data: bytes) -> list[Any]:
+        """Decode the length-prefixed items that follow a container's type byte."""
+        items = []
+        position = 1
+        while position < len(data):
+            length, position = _decode_varint(data, position)
+            items.append(self.decode(data[position : position + length]))
+            position += length
+        return items
 
     def decode(self, data: bytes) -> Any:
         """Return the key whose canonical bytes are ``data``."""
@@ -142,13 +158,9 @@ class KeyCodec:
         if kind == NONE:
             return None
         if kind == TUPLE:
-            items = []
-            position = 1
-            while position < len(data):
-                length, position = _decode_varint(data, position)
-                items.append(self.decode(data[position : position + length]))
-                position += length
-            return tuple(items)
+            return tuple(self._split(data))
+        if kind == FROZENSET:
+            return frozenset(self._split(data))
         if kind == SERIALIZED:
             return self._loads(data[1:])
         raise SerializationError(f"unknown key encoding byte {kind:#x}")

@@ -44,6 +44,8 @@ class MaintenanceMixin(CacheCore):
 
     def expire(self, now: float | None = None, retry: bool = False) -> int:
         """Remove expired entries (as of ``now``, default the current time); return how many."""
+        if now is not None and (isinstance(now, bool) or not isinstance(now, int | float) or math.isnan(now)):
+            raise TypeError(f"now must be a time in seconds since the epoch or None, got {now!r}")
         bound = math.nextafter(self._clock() if now is None else now, math.inf)
         store = self._store
         return self._remove_in_batches(

@@ -17,12 +17,16 @@ R_co = TypeVar("R_co", covariant=True)
 
 
 class Constant(tuple):  # type: ignore[type-arg]
-    """A named sentinel that keeps its name in ``repr`` and survives pickling."""
+    """A named sentinel that keeps its name in ``repr`` and unpickles as itself."""
 
     def __new__(cls, name: str) -> Constant:
         return tuple.__new__(cls, (name,))
 
     def __repr__(self) -> str:
+        return str(self[0])
+
+    def __reduce__(self) -> str:
+        # Unpickle as the module-level singleton, so ``is ENOVAL`` still holds.
         return str(self[0])
 
 
@@ -81,6 +85,14 @@ def memoize(
     """Build the decorator behind :meth:`cachekit.Cache.memoize`."""
     if callable(name):
         raise TypeError("name cannot be callable: write @cache.memoize() with parentheses")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a str or None, got {name!r}")
+    if not isinstance(typed, bool):
+        raise TypeError(f"typed must be True or False, got {typed!r}")
+    if expire is not None:
+        from ._core import validate_expire
+
+        validate_expire(expire, 0.0)  # the same rules as set(), checked when decorating
     ignored = frozenset(ignore)
 
     def decorator(function: Callable[P, R]) -> Memoized[P, R]:

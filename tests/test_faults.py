@@ -616,3 +616,92 @@ print("ok", len(cachekit.Cache({str(tmp_path)!r})))
                 holder.close()
             assert cache.eviction_policy == "least-recently-stored"
             assert cache.reset("eviction_policy") == "least-recently-stored"
+
+
+class TestCompatibilityEdges:
+    @pytest.mark.parametrize(
+        ("setting", "hint"),
+        [("sqlite_synchronous", "durability"), ("sqlite_journal_mode", "WAL"), ("sqlite_auto_vacuum", "manages")],
+    )
+    def test_diskcache_sqlite_settings_get_a_hint(self, tmp_path: Path, setting: str, hint: str) -> None:
+        """python-diskcache's SQLite settings are refused with what to use instead."""
+        with pytest.raises(cachekit.ConfigError, match=hint):
+            cachekit.Cache(tmp_path, **{setting: 1})
+
+    def test_expire_checks_its_now_argument(self, tmp_path: Path) -> None:
+        """expire(now=...) refuses a bool, a string or NaN instead of silently removing nothing."""
+        with cachekit.Cache(tmp_path) as cache:
+            for now in (True, "soon", math.nan):
+                with pytest.raises(TypeError, match="now must be a time"):
+                    cache.expire(now=now)  # type: ignore[arg-type]
+
+    def test_memoize_checks_its_arguments_when_decorating(self, tmp_path: Path) -> None:
+        """memoize refuses a bad expire, typed or name at decoration time, not at the first call."""
+        with cachekit.Cache(tmp_path) as cache:
+            with pytest.raises(ValueError, match="expire"):
+                cache.memoize(expire=-1)
+            with pytest.raises(TypeError, match="expire"):
+                cache.memoize(expire="soon")  # type: ignore[arg-type]
+            with pytest.raises(TypeError, match="typed must be True or False"):
+                cache.memoize(typed="yes")  # type: ignore[arg-type]
+            with pytest.raises(TypeError, match="name must be a str"):
+                cache.memoize(name=5)  # type: ignore[arg-type]
+
+    def test_memoize_accepts_unhashable_arguments(self, tmp_path: Path) -> None:
+        """A memoized function may take lists and dicts, as with python-diskcache."""
+        calls = []
+        with cachekit.Cache(tmp_path) as cache:
+
+            @cache.memoize()
+            def total(numbers: list[int], weights: dict[str, int]) -> int:
+                calls.append(1)
+                return sum(numbers) * weights["w"]
+
+            assert total([1, 2, 3], {"w": 2}) == 12
+            assert total([1, 2, 3], {"w": 2}) == 12
+            assert len(calls) == 1
+
+    def test_sentinels_unpickle_as_themselves(self) -> None:
+        """ENOVAL and UNKNOWN survive pickling with their identity, so ``is ENOVAL`` still works."""
+        import pickle
+
+        assert pickle.loads(pickle.dumps(cachekit.ENOVAL)) is cachekit.ENOVAL
+        assert pickle.loads(pickle.dumps(cachekit.UNKNOWN)) is cachekit.UNKNOWN
+
+    def test_unencodable_values_are_type_errors_too(self, tmp_path: Path) -> None:
+        """SerializationError is also a TypeError, so code catching pickle's TypeError keeps working."""
+        with cachekit.Cache(tmp_path) as cache, pytest.raises(TypeError):
+            cache.set("lock", threading.Lock())
+
+    def test_source_stream_errors_are_not_storage_errors(self, tmp_path: Path) -> None:
+        """An OSError from the stream given with read=True propagates as it is, and leaves no file."""
+
+        class Broken(io.RawIOBase):
+            def read(self, size: int = -1) -> bytes:
+                raise OSError(errno.EIO, "the source device failed")
+
+        with cachekit.Cache(tmp_path) as cache:
+            with pytest.raises(OSError, match="the source device failed") as raised:
+                cache.set("key", Broken(), read=True)
+            assert not isinstance(raised.value, cachekit.CachekitError)
+            assert value_files(cache) == []
+
+    def test_a_value_file_that_cannot_be_removed_does_not_fail_the_write(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """If the replaced value file cannot be removed after a commit, the write still succeeds."""
+        with cachekit.Cache(tmp_path, disk_min_file_size=16) as cache:
+            cache.set("key", b"old" * 20)
+            real_unlink = os.unlink
+
+            def refuse(path: str, *args: Any, **kwargs: Any) -> None:
+                if str(path).endswith(".val"):
+                    raise PermissionError(errno.EACCES, "Permission denied")
+                real_unlink(path, *args, **kwargs)
+
+            monkeypatch.setattr(os, "unlink", refuse)
+            assert cache.set("key", b"new" * 20)
+            monkeypatch.undo()
+            assert cache["key"] == b"new" * 20
+            orphans = [str(warning.message) for warning in cache.check()]
+            assert any("orphan value file" in message for message in orphans)

@@ -170,13 +170,24 @@ class TestKeyCodec:
         key = ("a", (b"b", (1, -2.5, (None, True))), (), 2**70)
         assert codec.decode(codec.encode(key)) == key
 
-    @pytest.mark.parametrize("key", [[1, 2], {"a": 1}, {1, 2}, ("ok", [1]), bytearray(b"x")])
-    def test_unhashable_keys_are_type_errors(self, key: object) -> None:
-        """Unhashable keys (also inside tuples) raise TypeError naming the type."""
-        with pytest.raises(TypeError, match="cache keys must be hashable"):
-            pickle_codec().encode(key)
+    @pytest.mark.parametrize("key", [[1, 2], {"a": 1}, {1, 2}, bytearray(b"x")])
+    def test_unhashable_keys_go_through_the_serializer(self, key: object) -> None:
+        """Unhashable keys are pickled, as python-diskcache does, so memoized functions may take lists."""
+        codec = pickle_codec()
+        assert codec.encode(key) == b"p" + pickle.dumps(key)
+        assert codec.decode(codec.encode(key)) == key
+        assert codec.decode(codec.encode(("ok", key))) == ("ok", key)
 
-    @pytest.mark.parametrize("key", [frozenset({1, 2}), Point(1, 2), Colour.RED, 1 + 2j])
+    def test_frozensets_encode_canonically(self) -> None:
+        """Equal frozensets give equal bytes whatever their iteration order, and round-trip."""
+        codec = pickle_codec()
+        words = [f"word-{index}" for index in range(50)]
+        forward, backward = frozenset(words), frozenset(reversed(words))
+        assert codec.encode(forward) == codec.encode(backward)
+        assert codec.decode(codec.encode(forward)) == forward
+        assert codec.encode(frozenset([1.0, 2])) == codec.encode(frozenset([1, 2]))
+
+    @pytest.mark.parametrize("key", [Point(1, 2), Colour.RED, 1 + 2j])
     def test_other_hashables_go_through_the_serializer(self, key: object) -> None:
         """Other hashable keys are serialized with the cache's serializer and round-trip."""
         codec = pickle_codec()
@@ -193,8 +204,8 @@ class TestKeyCodec:
 
     def test_unknown_tag_byte(self) -> None:
         """Bytes with an unknown tag byte raise SerializationError."""
-        with pytest.raises(SerializationError, match="unknown key encoding byte 0x7a"):
-            pickle_codec().decode(b"zzz")
+        with pytest.raises(SerializationError, match="unknown key encoding byte 0x78"):
+            pickle_codec().decode(b"xxx")
 
     def test_equal_keys_find_the_same_entry(self, tmp_path: Path) -> None:
         """Through a cache, 1 and 1.0 are one key, True another, and a str subclass finds the str."""
