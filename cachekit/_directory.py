@@ -37,14 +37,36 @@ def prepare(path: str | os.PathLike[str], allow_insecure: bool) -> tuple[str, bo
     if not stat.S_ISDIR(status.st_mode):
         raise DirectoryError(f"the cache path {directory} is a file, not a directory; choose another path")
     problem = _insecurity(status)
+    where = directory
+    if not problem:
+        # The files in it matter as much: a cache.db or values/ folder that
+        # others can write to is the same open door.
+        where, problem = _insecure_entry(directory)
     if problem and not allow_insecure:
+        subject = "it" if where == directory else where
         raise InsecureDirectory(
-            f"refusing to open the cache directory {directory}: it {problem}. Another user could plant a "
-            "pickled value there that runs code when read. Fix it with `chmod 700` on a directory you own, "
-            "or pass allow_insecure_directory=True together with a secret_key (values are then only "
-            "unpickled when their signature matches)"
+            f"refusing to open the cache directory {directory}: {subject} {problem}. Another user could "
+            "plant a pickled value there that runs code when read. Fix it with `chmod 700` on a directory "
+            "you own (`chmod 600` on its files), or pass allow_insecure_directory=True together with a "
+            "secret_key (values are then only unpickled when their signature matches)"
         )
     return directory, bool(problem)
+
+
+def _insecure_entry(directory: str) -> tuple[str, str]:
+    """The first entry directly in ``directory`` that others own or may write to, and why."""
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return directory, ""  # unreadable: the store's own open reports it
+    for entry in entries:
+        try:
+            problem = _insecurity(entry.stat(follow_symlinks=False))
+        except OSError:
+            continue
+        if problem:
+            return entry.path, problem
+    return directory, ""
 
 
 def _create(directory: str) -> None:
@@ -74,7 +96,7 @@ def _create(directory: str) -> None:
 def _insecurity(status: os.stat_result) -> str:
     if status.st_uid != os.geteuid():
         return f"is owned by another user (uid {status.st_uid})"
-    if status.st_mode & 0o022:
+    if status.st_mode & 0o022 and not stat.S_ISLNK(status.st_mode):  # a symlink's own mode means nothing
         return f"is writable by group or others (mode {stat.S_IMODE(status.st_mode):o})"
     return ""
 

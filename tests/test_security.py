@@ -343,3 +343,39 @@ class TestValueFiles:
                 cache.get("large")
             problems = [str(warning.message) for warning in cache.check()]
             assert any("refusing value file name '../secret.txt'" in problem for problem in problems)
+
+
+class TestEntriesInsideTheDirectory:
+    @pytest.mark.parametrize("name", ["cache.db", "values"])
+    def test_an_entry_others_can_write_is_refused(self, tmp_path: Path, name: str) -> None:
+        """A private directory whose database or value folder others may write to is refused, naming it."""
+        directory = tmp_path / "cache"
+        with cachekit.Cache(directory, disk_min_file_size=1) as cache:
+            cache.set("key", b"value")
+        (directory / name).chmod(0o777 if name == "values" else 0o666)
+        with pytest.raises(InsecureDirectory, match=f"{directory / name} is writable by group or others"):
+            cachekit.Cache(directory)
+
+    def test_an_entry_owned_by_another_user_is_refused(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A file in the directory that another user owns is refused, naming the file and the owner."""
+        directory = tmp_path / "cache"
+        cachekit.Cache(directory).close()
+        real_scandir = os.scandir
+        own_uid = os.geteuid()
+
+        class Foreign:
+            def __init__(self, entry: os.DirEntry[str]) -> None:
+                self.path = entry.path
+                self._entry = entry
+
+            def stat(self, follow_symlinks: bool = True) -> os.stat_result:
+                status = self._entry.stat(follow_symlinks=follow_symlinks)
+                if self.path.endswith("cache.db"):
+                    values = list(status)
+                    values[4] = own_uid + 1  # st_uid
+                    return os.stat_result(values)
+                return status
+
+        monkeypatch.setattr(os, "scandir", lambda path: [Foreign(entry) for entry in real_scandir(path)])
+        with pytest.raises(InsecureDirectory, match=r"cache\.db is owned by another user"):
+            cachekit.Cache(directory)
