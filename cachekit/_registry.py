@@ -150,7 +150,23 @@ class Registry:
                 existing = self.manager.get_name(plugin)
                 assert existing is not None
                 return existing
+            if name is None:
+                name = self._readable_name(plugin)
+            elif self.manager.has_plugin(name):
+                raise PluginError(f"a plugin named {name!r} is already registered; choose another name")
             return self._register(plugin, name)
+
+    def _readable_name(self, plugin: object) -> str:
+        """A name for messages: the module's, or the class's, made unique if need be."""
+        base = getattr(plugin, "__name__", None) if isinstance(plugin, type(os)) else None
+        if base is None:
+            kind = type(plugin)
+            base = f"{kind.__module__}.{kind.__qualname__}"
+        name, number = base, 1
+        while self.manager.has_plugin(name):
+            number += 1
+            name = f"{base}#{number}"
+        return name
 
     def unregister(self, plugin: object) -> None:
         """Remove a plugin registered with :meth:`register`."""

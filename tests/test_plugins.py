@@ -488,3 +488,18 @@ class TestBrokenEntryPoints:
             registry.names("store")
         assert registry.names("store") == []
         assert registry.names("serializer") == ["json", "msgpack", "pickle", "raw"]
+
+
+class TestRunTimeNames:
+    def test_run_time_plugins_get_readable_unique_names(self, registered: Callable[..., str]) -> None:
+        """Plugins registered without a name are named after their class, made unique, never by id()."""
+        first = registered(PolicyPlugin({}))
+        second = registered(PolicyPlugin({}))
+        assert first == f"{__name__}.PolicyPlugin"
+        assert second == f"{__name__}.PolicyPlugin#2"
+
+    def test_a_taken_name_is_a_plugin_error(self, registered: Callable[..., str]) -> None:
+        """Registering a second plugin under a name already in use raises PluginError, not pluggy's ValueError."""
+        registered(PolicyPlugin({}), "taken-name")
+        with pytest.raises(PluginError, match="'taken-name' is already registered"):
+            cachekit.plugins.register(PolicyPlugin({}), "taken-name")
