@@ -124,14 +124,15 @@ class MaintenanceMixin(CacheCore):
                 warnings.warn(problem, stacklevel=2)
             referenced: set[str] = set()
             broken: list[Entry] = []
-            for entry in self._store.scan(Order.INSERTION):
-                if entry.filename is None:
-                    continue
-                referenced.add(entry.filename)
-                problem = self._value_file_problem(entry)
-                if problem:
-                    warnings.warn(problem, stacklevel=2)
-                    broken.append(entry)
+            with self._store.read():  # one consistent view of which files are referenced
+                for entry in self._store.scan(Order.INSERTION):
+                    if entry.filename is None:
+                        continue
+                    referenced.add(entry.filename)
+                    problem = self._value_file_problem(entry)
+                    if problem:
+                        warnings.warn(problem, stacklevel=2)
+                        broken.append(entry)
             if fix and broken:
                 with WriteTransaction(self, retry) as state:
                     for entry in broken:
