@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from ._maintenance import MaintenanceMixin
 from ._queue import QueueMixin
+from ._updates import UpdateMixin
 
 __all__ = ["Cache"]
 
 
-class Cache(QueueMixin, MaintenanceMixin):
+class Cache(UpdateMixin, QueueMixin, MaintenanceMixin):
     """A persistent, thread-safe and process-safe key-value cache in a directory.
 
     ``Cache(directory=None, timeout=60, store=None, **settings)`` opens (or

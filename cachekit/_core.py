@@ -1,10 +1,12 @@
-"""The core of ``Cache``: opening, settings, values, and the single-key operations.
+"""The core of ``Cache``: opening, settings, values, culling, and set/add/get.
 
 Everything is resolved when the cache opens (store, serializer, policy,
 settings); the get and set paths only touch attributes of this object.
-Queue operations live in :mod:`cachekit._queue`, bulk maintenance
-(expiry, clearing, iteration, checks) in :mod:`cachekit._maintenance`,
-and :mod:`cachekit._cache` puts them together.
+The rest of the API lives beside it: single-key updates in
+:mod:`cachekit._updates`, queues in :mod:`cachekit._queue`, bulk
+maintenance (expiry, clearing, iteration, checks) in
+:mod:`cachekit._maintenance`, pending statistics and recorded reads in
+:mod:`cachekit._accounting`; :mod:`cachekit._cache` puts them together.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import io
 import logging
 import math
 import os
-import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -23,6 +24,7 @@ from types import TracebackType
 from typing import Any, BinaryIO, TypeVar
 
 from . import _config, _directory
+from ._accounting import Accounting
 from ._errors import ConfigError, InsecureDirectory, SerializationError, Timeout, UnsupportedOperation
 from ._files import ValueFiles
 from ._interfaces import Access, Entry, EvictionPolicy, Order, Serializer, Store, StoreConfig
@@ -38,10 +40,6 @@ __all__ = ["CacheCore", "validate_expire"]
 log = logging.getLogger("cachekit")
 _Self = TypeVar("_Self", bound="CacheCore")
 
-#: Pending hits, misses and recorded accesses are written out past these bounds
-#: (and at close, and before every cull).
-_PENDING_LIMIT = 256
-_PENDING_SECONDS = 1.0
 _MISSING: Any = object()
 """A value that cannot be read (damaged or unreadable): the read is a miss."""
 _VANISHED: Any = object()
@@ -70,7 +68,7 @@ def validate_expire(expire: Any, now: float) -> float | None:
     return now + expire
 
 
-class CacheCore:
+class CacheCore(Accounting):
     """State and single-key operations shared by every part of :class:`cachekit.Cache`."""
 
     def __init__(
@@ -125,14 +123,7 @@ class CacheCore:
                         f"another process created the cache in {config.directory} "
                         f"with the {marker['store']!r} store at the same moment"
                     )
-            self._txn = TransactionState()
-            self._stats_lock = threading.Lock()
-            self._pending_counters: dict[str, int] = {}
-            self._counters_deadline = time.monotonic() + _PENDING_SECONDS
-            self._counters_limit = _PENDING_LIMIT
-            self._accesses: dict[bytes, list[float]] = {}
-            self._accesses_deadline = math.inf
-            self._accesses_limit = _PENDING_LIMIT
+            self._reset_accounting()
             self._apply_settings(settings)
         except BaseException:
             self._store.close()
@@ -178,10 +169,7 @@ class CacheCore:
 
     def _reset_thread_state(self) -> None:
         """After fork, in the child: fresh locks, and the parent's pending counts stay the parent's."""
-        self._txn = TransactionState()
-        self._stats_lock = threading.Lock()
-        self._pending_counters = {}
-        self._accesses = {}
+        self._reset_accounting()
 
     # -- attributes ------------------------------------------------------------
     @property
@@ -300,104 +288,6 @@ class CacheCore:
 
     def _encode_tag(self, tag: Any) -> bytes | None:
         return None if tag is None else self._keys.encode(tag)
-
-    # -- statistics and accesses --------------------------------------------------
-    def _count(self, name: str, amount: int = 1) -> int:
-        """Add to a pending counter; return how many counts are pending in all."""
-        with self._stats_lock:
-            counters = self._pending_counters
-            counters[name] = counters.get(name, 0) + amount
-            return sum(counters.values())
-
-    def _count_lookup(self, name: str) -> None:
-        now = time.monotonic()
-        if self._count(name) >= self._counters_limit or now >= self._counters_deadline:
-            self._counters_deadline = now + _PENDING_SECONDS
-            try:
-                self._flush_counters(wait=False)
-            except Timeout:
-                # Still pending.  Ask again after twice as many, so that a
-                # lock held elsewhere does not cost every read an attempt.
-                self._counters_limit *= 2
-            else:
-                self._counters_limit = _PENDING_LIMIT
-
-    def _flush_counters(self, wait: bool = True) -> None:
-        """Write pending counts; without ``wait``, only if the write lock is free right now."""
-        with self._stats_lock:
-            pending, self._pending_counters = self._pending_counters, {}
-        if not pending:
-            return
-        try:
-            with WriteTransaction(self, retry=False, timeout=None if wait else 0):
-                self._store.add_counters(pending)
-        except BaseException:
-            with self._stats_lock:
-                for name, amount in pending.items():
-                    self._pending_counters[name] = self._pending_counters.get(name, 0) + amount
-            raise
-
-    def _persisted_counters(self) -> dict[str, int]:
-        """The directory's counters plus this object's pending ones (written out if possible)."""
-        with contextlib.suppress(Timeout):
-            self._flush_counters()
-        counters = self._store.counters()
-        with self._stats_lock:
-            for name, amount in self._pending_counters.items():
-                counters[name] = counters.get(name, 0) + amount
-        return counters
-
-    def _record_access(self, db_key: bytes, now: float) -> None:
-        # Accesses are batched: a read must not cost a write transaction.
-        # Races between threads may merge two counts into one; eviction order
-        # is approximate by design (see docs: eviction policies).
-        accesses = self._accesses
-        record = accesses.get(db_key)
-        if record is None:
-            if not accesses:
-                self._accesses_deadline = now + _PENDING_SECONDS
-            accesses[db_key] = [now, 1.0]
-        else:
-            record[0] = now
-            record[1] += 1
-        if len(accesses) >= self._accesses_limit or now >= self._accesses_deadline:
-            self._accesses_deadline = now + _PENDING_SECONDS
-            if self._flush_accesses(wait=False):
-                self._accesses_limit = _PENDING_LIMIT
-            else:
-                self._accesses_limit *= 2  # as for statistics: try again later, not on every read
-
-    def _flush_accesses(self, wait: bool = False) -> bool:
-        """Write pending accesses; return False if the lock was busy (the batch is kept)."""
-        if not self._accesses:
-            return True
-        if self._txn.depth:
-            self._apply_accesses()
-            return True
-        try:
-            with WriteTransaction(self, retry=False, timeout=None if wait else 0):
-                self._apply_accesses()
-        except Timeout:
-            return False
-        return True
-
-    def _apply_accesses(self) -> None:
-        """Write pending accesses; called inside a write transaction."""
-        batch, self._accesses = self._accesses, {}
-        store = self._store
-        # list() copies atomically: a reader that loaded the old dict just before the
-        # swap may still add to it.
-        for db_key, (access_time, count) in list(batch.items()):
-            entry = store.get(db_key)
-            if entry is None:
-                continue
-            changes: dict[str, Any] = {}
-            if self._record_time and access_time > entry.access_time:
-                changes["access_time"] = access_time
-            if self._record_count:
-                changes["access_count"] = entry.access_count + int(count)
-            if changes:
-                store.update(db_key, changes)
 
     def _cull(self, now: float, state: TransactionState, limit: int | None = None) -> None:
         """Inside a write: drop expired entries, then evict while over ``size_limit``.
@@ -637,114 +527,6 @@ class CacheCore:
         if entry is None:
             return False
         return entry.expire_time is None or entry.expire_time > self._clock()
-
-    def touch(self, key: Any, expire: float | None = None, retry: bool = False) -> bool:
-        """Give ``key`` a new expiry; return whether it was present and unexpired."""
-        now = self._clock()
-        expire_time = validate_expire(expire, now)
-        db_key = self._encode_key(key)
-        with WriteTransaction(self, retry):
-            entry = self._store.get(db_key)
-            if entry is None or (entry.expire_time is not None and entry.expire_time <= now):
-                return False
-            return self._store.update(db_key, {"expire_time": expire_time})
-
-    def incr(self, key: Any, delta: int | float = 1, default: int | float | None = 0, retry: bool = False) -> Any:
-        """Add ``delta`` to the number under ``key`` atomically and return the result.
-
-        A missing or expired key starts at ``default``; with ``default=None``
-        it raises ``KeyError``.  A value that is not a number raises
-        ``TypeError`` and is left unchanged.
-        """
-        if isinstance(delta, bool) or not isinstance(delta, int | float):
-            raise TypeError(f"delta must be a number, got {delta!r}")
-        if default is not None and (isinstance(default, bool) or not isinstance(default, int | float)):
-            raise TypeError(f"default must be a number or None, got {default!r}")
-        now = self._clock()
-        db_key = self._encode_key(key)
-        with WriteTransaction(self, retry) as state:
-            entry = self._store.get(db_key)
-            if entry is None or (entry.expire_time is not None and entry.expire_time <= now):
-                if default is None:
-                    raise KeyError(key)
-                value = default + delta
-                expire_time = None
-                tag_bytes = None
-                access_count = 0
-            else:
-                current = self._load_locked(entry)
-                if current is _MISSING:
-                    raise KeyError(key)
-                if isinstance(current, bool) or not isinstance(current, int | float):
-                    raise TypeError(f"cannot increment {key!r}: its value is a {type(current).__name__}, not a number")
-                value = current + delta
-                expire_time = entry.expire_time
-                tag_bytes = entry.tag
-                access_count = entry.access_count
-            serializer, payload = self._codec.encode(value)
-            size = len(db_key) + len(payload)
-            new = Entry._make((db_key, payload, None, serializer, size, now, expire_time, now, access_count, tag_bytes))
-            self._put(new, state, now)
-        return value
-
-    def decr(self, key: Any, delta: int | float = 1, default: int | float | None = 0, retry: bool = False) -> Any:
-        """Subtract ``delta`` from the number under ``key``; see :meth:`incr`."""
-        if isinstance(delta, bool) or not isinstance(delta, int | float):
-            raise TypeError(f"delta must be a number, got {delta!r}")
-        return self.incr(key, -delta, default, retry)
-
-    def pop(
-        self,
-        key: Any,
-        default: Any = None,
-        expire_time: bool = False,
-        tag: bool = False,
-        retry: bool = False,
-    ) -> Any:
-        """Remove ``key`` and return its value, or ``default`` if missing or expired."""
-        now = self._clock()
-        db_key = self._encode_key(key)
-        with WriteTransaction(self, retry) as state:
-            entry = self._store.get(db_key)
-            value: Any = _MISSING
-            if entry is not None and (entry.expire_time is None or entry.expire_time > now):
-                value = self._load_locked(entry)
-            if value is not _MISSING:
-                assert entry is not None
-                self._store.delete(db_key)
-                if entry.filename is not None:
-                    state.obsolete.append(entry.filename)
-        if value is _MISSING:
-            if expire_time and tag:
-                return default, None, None
-            if expire_time or tag:
-                return default, None
-            return default
-        assert entry is not None
-        if expire_time and tag:
-            return value, entry.expire_time, self._decode_tag(entry.tag)
-        if expire_time:
-            return value, entry.expire_time
-        if tag:
-            return value, self._decode_tag(entry.tag)
-        return value
-
-    def delete(self, key: Any, retry: bool = False) -> bool:
-        """Remove ``key``; return whether it was present and unexpired."""
-        now = self._clock()
-        db_key = self._encode_key(key)
-        with WriteTransaction(self, retry) as state:
-            entry = self._store.delete(db_key)
-            if entry is None:
-                return False
-            if entry.filename is not None:
-                state.obsolete.append(entry.filename)
-            return entry.expire_time is None or entry.expire_time > now
-
-    def __delitem__(self, key: Any) -> None:
-        """``del cache[key]``; raises ``KeyError`` if missing or expired."""
-        if not self.delete(key, retry=True):
-            raise KeyError(key)
 
     def memoize(
         self,

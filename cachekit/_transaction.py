@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ._errors import Timeout
 
 if TYPE_CHECKING:
-    from ._core import CacheCore
+    from ._accounting import Accounting
 
 __all__ = ["TransactionState", "UserTransaction", "WriteTransaction"]
 
@@ -37,7 +37,7 @@ class WriteTransaction:
 
     __slots__ = ("_cache", "_nested", "_retry", "_store_transaction", "_timeout")
 
-    def __init__(self, cache: CacheCore, retry: bool, timeout: float | None = None) -> None:
+    def __init__(self, cache: Accounting, retry: bool, timeout: float | None = None) -> None:
         self._cache = cache
         self._retry = retry
         self._timeout = timeout
