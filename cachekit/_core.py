@@ -69,7 +69,7 @@ def validate_expire(expire: Any, now: float) -> float | None:
 
 
 class CacheCore(Accounting):
-    """State and single-key operations shared by every part of :class:`cachekit.Cache`."""
+    """The state every part of :class:`cachekit.Cache` shares, with opening, culling and set/add/get."""
 
     def __init__(
         self,
