@@ -4,6 +4,7 @@
     python3 dev.py demo     # cachekit in action on its default store
     python3 dev.py test     # lint, type-check and the whole test suite with coverage
     python3 dev.py bench    # the latency benchmark (extra arguments are passed on)
+    python3 dev.py wheel    # build the wheel and run the tests against it, away from the source tree
 
 Needs only Python 3.10+ (with its standard ``venv`` module) and access to
 the package index.  The environment lives in ``.venv`` and is refreshed
@@ -14,8 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import venv
 from pathlib import Path
 
@@ -28,11 +31,11 @@ PACKAGES = ["cachekit", "cachekit_sqlite"]
 COVERAGE_MINIMUM = 95
 
 
-def run(*command: str | os.PathLike[str], **environment: str) -> None:
-    """Run a command from the project root; stop with its exit code if it fails."""
+def run(*command: str | os.PathLike[str], cwd: Path = ROOT, **environment: str) -> None:
+    """Run a command (from the project root by default); stop with its exit code if it fails."""
     printable = " ".join(str(part) for part in command)
     print(f"$ {printable}", flush=True)
-    result = subprocess.run([str(part) for part in command], cwd=ROOT, env={**os.environ, **environment}, check=False)
+    result = subprocess.run([str(part) for part in command], cwd=cwd, env={**os.environ, **environment}, check=False)
     if result.returncode:
         sys.exit(result.returncode)
 
@@ -79,7 +82,37 @@ def bench(arguments: list[str]) -> None:
     run(PYTHON, "-m", "benchmarks", *arguments)
 
 
-COMMANDS = {"demo": demo, "test": test, "bench": bench}
+#: Tests that need the source tree itself (docs, benchmarks, the project to build).
+TREE_TESTS = ("test_benchmarks_smoke.py", "test_example_plugin.py", "test_packaging.py")
+WHEEL_PYTEST_INI = """[pytest]
+filterwarnings = error
+timeout = 120
+markers = slow: tests that take a few seconds
+"""
+
+
+def wheel(arguments: list[str]) -> None:
+    """Build the wheel, install it into a fresh environment, and run the tests there.
+
+    The tests run from a copy outside the project, so they import the
+    installed wheel: a module, entry point or data file missing from the
+    wheel fails here even when the editable install hides it.
+    """
+    with tempfile.TemporaryDirectory(prefix="cachekit-wheel-") as scratch:
+        work = Path(scratch)
+        run(PYTHON, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", work / "dist", ".")
+        (built,) = (work / "dist").glob("cachekit-*.whl")
+        venv.create(work / "venv", with_pip=True)
+        python = work / "venv" / BIN.name / "python"
+        run(python, "-m", "pip", "install", "--quiet", f"{built}[test]")
+        shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__", *TREE_TESTS))
+        (work / "pytest.ini").write_text(WHEEL_PYTEST_INI)
+        check = "import cachekit, cachekit_sqlite, sys; assert 'site-packages' in cachekit.__file__, cachekit.__file__"
+        run(python, "-c", check, cwd=work)
+        run(python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *arguments, cwd=work, CACHEKIT_STRICT_PLUGINS="1")
+
+
+COMMANDS = {"demo": demo, "test": test, "bench": bench, "wheel": wheel}
 
 
 def main() -> None:
