@@ -7,7 +7,6 @@ both end here, so they accept and reject exactly the same things.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +78,8 @@ def build(
         registry.resolve("eviction_policy", explicit["eviction_policy"])
 
     if directory is None:
+        import tempfile
+
         directory = tempfile.mkdtemp(prefix="cachekit-")
     elif isinstance(directory, str) and looks_like_config_string(directory):
         raise ConfigError(f"{directory!r} is a config string, not a directory: use cachekit.open({directory!r})")

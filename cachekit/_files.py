@@ -15,7 +15,6 @@ import errno
 import logging
 import os
 import re
-import secrets
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -45,7 +44,7 @@ class ValueFiles:
         return os.path.join(self.directory, name)
 
     def _new_name(self) -> str:
-        token = secrets.token_hex(16)
+        token = os.urandom(16).hex()
         subdirectory = os.path.join(self.directory, SUBDIRECTORY, token[:2])
         if not os.path.isdir(subdirectory):
             os.makedirs(subdirectory, mode=0o700, exist_ok=True)

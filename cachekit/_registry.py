@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import importlib.metadata
 import os
 import threading
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pluggy
-
-from . import _builtins, _hookspecs
 from ._errors import PluginError, UnknownPluginError
 from ._interfaces import RANK_FIELDS, EvictionPolicy, Serializer, Store
+
+if TYPE_CHECKING:
+    import pluggy
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginInfo", "Registry", "registry"]
 
@@ -83,9 +82,7 @@ class Registry:
 
     def __init__(self, group: str = ENTRY_POINT_GROUP) -> None:
         self.group = group
-        self.manager = pluggy.PluginManager("cachekit")
-        self.manager.add_hookspecs(_hookspecs)
-        self.manager.register(_builtins, name="cachekit")
+        self._manager: pluggy.PluginManager | None = None
         self._lock = threading.RLock()
         self._entry_points_loaded = False
         self._failed: dict[str, BaseException] = {}
@@ -93,11 +90,29 @@ class Registry:
         self._tables: dict[Kind, dict[str, _Provided]] | None = None
         self._resolved: dict[tuple[Kind, str], type] = {}
 
+    @property
+    def manager(self) -> pluggy.PluginManager:
+        """The pluggy manager, created on first use so that ``import cachekit`` stays cheap."""
+        if self._manager is None:
+            with self._lock:
+                if self._manager is None:
+                    import pluggy
+
+                    from . import _builtins, _hookspecs
+
+                    manager = pluggy.PluginManager("cachekit")
+                    manager.add_hookspecs(_hookspecs)
+                    manager.register(_builtins, name="cachekit")
+                    self._manager = manager
+        return self._manager
+
     # -- loading ----------------------------------------------------------
     def _load_entry_points(self) -> None:
         if self._entry_points_loaded:
             return
         self._entry_points_loaded = True
+        import importlib.metadata  # here, not at import: it costs milliseconds
+
         strict = os.environ.get("CACHEKIT_STRICT_PLUGINS", "") not in ("", "0")
         for entry_point in importlib.metadata.entry_points(group=self.group):
             if self.manager.has_plugin(entry_point.name):

@@ -9,8 +9,6 @@ before they are decoded.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +19,22 @@ from ._interfaces import Serializer
 __all__ = ["IntegrityError", "ValueCodec"]
 
 _FLOAT = struct.Struct(">d")
-_MAC_SIZE = hashlib.sha256().digest_size
+_MAC_SIZE = 32  # HMAC-SHA256
+
+
+def _signer(key: bytes) -> Callable[[bytes], bytes]:
+    """HMAC-SHA256 with ``key`` (hmac is imported only by caches that sign)."""
+    import hashlib
+    import hmac
+
+    def sign(payload: bytes) -> bytes:
+        return hmac.new(key, payload, hashlib.sha256).digest()
+
+    return sign
+
+
+def _unsigned(payload: bytes) -> bytes:
+    raise AssertionError("signing without a secret_key")
 
 
 class IntegrityError(SerializationError):
@@ -57,6 +70,7 @@ class ValueCodec:
     ) -> None:
         self.serializer = serializer
         self.secret_key = secret_key
+        self._sign = _signer(secret_key) if secret_key is not None else _unsigned
         self._resolve = resolve
         self._refuse_pickle = refuse_pickle and secret_key is None
         self._decoders: dict[str, Callable[[bytes], Any]] = {
@@ -83,13 +97,13 @@ class ValueCodec:
         return decoder
 
     def _verified(self, loads: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
-        key = self.secret_key
-        assert key is not None
+        import hmac
+
+        sign = self._sign
 
         def verified_loads(data: bytes) -> Any:
             mac, payload = data[:_MAC_SIZE], data[_MAC_SIZE:]
-            expected = hmac.new(key, payload, hashlib.sha256).digest()
-            if len(mac) != _MAC_SIZE or not hmac.compare_digest(mac, expected):
+            if len(mac) != _MAC_SIZE or not hmac.compare_digest(mac, sign(payload)):
                 raise IntegrityError("a stored value's signature does not match the secret_key")
             return loads(payload)
 
@@ -109,7 +123,7 @@ class ValueCodec:
                 f"the {self.serializer.name} serializer cannot encode a {type(value).__name__}: {error}"
             ) from error
         if self.secret_key is not None:
-            payload = hmac.new(self.secret_key, payload, hashlib.sha256).digest() + payload
+            payload = self._sign(payload) + payload
         return payload
 
     def loads(self, data: bytes) -> Any:
