@@ -215,12 +215,6 @@ class CacheCore(Accounting):
         return UserTransaction(self, retry)
 
     # -- values ------------------------------------------------------------------
-    def _prepare(self, key: Any, value: Any, read: bool) -> tuple[bytes, str, bytes | None, str | None, int]:
-        """Encode key and value: ``(key bytes, serializer, payload, value file, size)``."""
-        db_key = self._encode_key(key)
-        serializer, payload, name, size = self._prepare_value(value, read)
-        return db_key, serializer, payload, name, len(db_key) + size
-
     def _prepare_value(self, value: Any, read: bool) -> tuple[str, bytes | None, str | None, int]:
         """Encode a value; a large payload goes to a new value file, written outside any lock."""
         if read:
@@ -369,8 +363,10 @@ class CacheCore(Accounting):
         Returns ``None`` when the value is refused for being larger than ``size_limit``.
         """
         expire_time = validate_expire(expire, now)
-        tag_bytes = None if tag is None else self._keys.encode(tag)
-        db_key, serializer, payload, name, size = self._prepare(key, value, read)
+        tag_bytes = self._encode_tag(tag)
+        db_key = self._encode_key(key)
+        serializer, payload, name, payload_size = self._prepare_value(value, read)
+        size = len(db_key) + payload_size
         if size > self._size_limit:
             self._refuse(key, size, name)
             return None
