@@ -27,7 +27,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
 STAMP = VENV / ".cachekit-installed"
-PACKAGES = ["cachekit", "cachekit_sqlite"]
+PACKAGES = ["cachekit", "cachekit_sqlite", "cachekit_lmdb"]
 COVERAGE_MINIMUM = 95
 
 
@@ -41,7 +41,7 @@ def run(*command: str | os.PathLike[str], cwd: Path = ROOT, **environment: str) 
 
 
 def ensure_environment() -> None:
-    """Create ``.venv`` and install the project with its test extra, once per pyproject.toml version."""
+    """Create ``.venv`` and install the project with its test and run-time extras, once per pyproject.toml version."""
     if sys.version_info < (3, 10):  # noqa: UP036 - dev.py runs under whatever python3 the user has
         sys.exit(f"cachekit needs Python 3.10 or newer; this is {sys.version.split()[0]}")
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
@@ -54,7 +54,7 @@ def ensure_environment() -> None:
         except Exception as error:  # any failure here gets the same advice
             sys.exit(f"could not create {VENV} ({error}); on Debian/Ubuntu install the python3-venv package")
     run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    run(PYTHON, "-m", "pip", "install", "--quiet", "-e", ".[test]")
+    run(PYTHON, "-m", "pip", "install", "--quiet", "-e", ".[test,all]")
     STAMP.write_text(wanted)
 
 
@@ -104,10 +104,10 @@ def wheel(arguments: list[str]) -> None:
         (built,) = (work / "dist").glob("cachekit-*.whl")
         venv.create(work / "venv", with_pip=True)
         python = work / "venv" / BIN.name / "python"
-        run(python, "-m", "pip", "install", "--quiet", f"{built}[test]")
+        run(python, "-m", "pip", "install", "--quiet", f"{built}[test,all]")
         shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__", *TREE_TESTS))
         (work / "pytest.ini").write_text(WHEEL_PYTEST_INI)
-        check = "import cachekit, cachekit_sqlite, sys; assert 'site-packages' in cachekit.__file__, cachekit.__file__"
+        check = "import cachekit, cachekit_sqlite, cachekit_lmdb, sys; assert 'site-packages' in cachekit.__file__, cachekit.__file__"
         run(python, "-c", check, cwd=work)
         run(python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *arguments, cwd=work, CACHEKIT_STRICT_PLUGINS="1")
 

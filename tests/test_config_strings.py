@@ -353,12 +353,12 @@ class TestOpen:
         """A misspelt scheme suggests the closest store and lists the installed ones."""
         with pytest.raises(UnknownPluginError, match=r"unknown store 'sqlit'\. Did you mean 'sqlite'\?") as raised:
             cachekit.open(f"sqlit://{tmp_path}/c")
-        assert "Installed stores: sqlite." in str(raised.value)
+        assert "Installed stores: lmdb, sqlite." in str(raised.value)
         assert not (tmp_path / "c").exists()
 
     def test_unknown_scheme_lists_run_time_stores(self, tmp_path: Path, other_store: str) -> None:
         """The listing of installed stores includes stores registered at run time."""
-        with pytest.raises(UnknownPluginError, match=r"Installed stores: other, sqlite\."):
+        with pytest.raises(UnknownPluginError, match=r"Installed stores: lmdb, other, sqlite\."):
             cachekit.open(f"nosuchstore://{tmp_path}/c")
 
     def test_unknown_parameter_is_named_with_valid_settings(self, tmp_path: Path) -> None:

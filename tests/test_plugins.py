@@ -199,20 +199,20 @@ class TestEntryPoints:
         assert {"cachekit_sqlite._plugin", "cachekit_sqlite._store", "sqlite3"} <= set(report["after_open"])
 
     def test_listing_plugins_does_not_import_the_store_module(self) -> None:
-        """Listing plugins loads the entry point but not the lazy store module or sqlite3."""
+        """Listing plugins loads the entry points but not the lazy store modules, sqlite3 or lmdb."""
         report = run_fresh(
             """
             import json, sys
             import cachekit.plugins
             names = cachekit.plugins.names("store")
-            loaded = sorted(m for m in sys.modules if m.startswith("cachekit_sqlite") or m == "sqlite3")
+            prefixes = ("cachekit_sqlite", "cachekit_lmdb", "lmdb", "sqlite3")
+            loaded = sorted(m for m in sys.modules if m.startswith(prefixes))
             print(json.dumps({"names": names, "loaded": loaded}))
             """
         )
-        assert report["names"] == ["sqlite"]
-        assert "cachekit_sqlite._plugin" in report["loaded"]
-        assert "cachekit_sqlite._store" not in report["loaded"]
-        assert "sqlite3" not in report["loaded"]
+        assert report["names"] == ["lmdb", "sqlite"]
+        assert {"cachekit_sqlite._plugin", "cachekit_lmdb._plugin"} <= set(report["loaded"])
+        assert not {"cachekit_sqlite._store", "cachekit_lmdb._store", "sqlite3", "lmdb"} & set(report["loaded"])
 
 
 class TestLazyTargets:

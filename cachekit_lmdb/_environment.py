@@ -1,0 +1,525 @@
+"""One LMDB environment per cache directory per process, shared by every store open on it.
+
+LMDB allows a process to open an environment only once (its locks belong
+to the process), so stores on the same directory share a
+:class:`SharedEnvironment`.  It owns what every store needs to use LMDB
+safely from many threads and processes:
+
+- the **writer lock**: a thread lock, then an ``flock()`` on
+  ``lmdb-write.lock`` across processes, both taken with the cache's
+  timeout before LMDB's own (timeout-less) writer mutex is asked for;
+- the **gate**: a lock held around every plain read, so that growing the
+  map or forking never happens while another thread is inside LMDB;
+- the count of open **snapshots** (``Store.read()``), which growing the map
+  and forking wait for;
+- growing the map geometrically up to ``map_size_limit``, adopting a map
+  another process grew, and dropping the environment in a forked child.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import stat
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
+
+import lmdb
+
+from cachekit import CorruptCache, StorageFull, StoreError, Timeout
+
+__all__ = [
+    "DATABASE_NAMES",
+    "FORMAT",
+    "Handles",
+    "SharedEnvironment",
+    "acquire",
+    "network_filesystem",
+    "reacquire",
+    "release",
+    "translate",
+]
+
+T = TypeVar("T")
+
+DATA_FILE = "data.mdb"
+LOCK_FILE = "lock.mdb"
+WRITE_LOCK_FILE = "lmdb-write.lock"
+#: Marker stored in the ``meta`` database; anything else there is not ours.
+FORMAT = b"cachekit-lmdb/1"
+DATABASE_NAMES = (b"entries", b"insertion", b"expiry", b"eviction", b"tags", b"meta")
+#: Seconds a fork waits for other threads to leave their transactions.
+FORK_WAIT = 5.0
+#: Filesystems on which LMDB's locks and memory map are not coherent.
+_NETWORK_FILESYSTEMS = frozenset(
+    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "ceph", "glusterfs", "lustre", "fuse.sshfs", "9p"}
+)
+
+
+class Handles(NamedTuple):
+    """An open environment and its databases."""
+
+    env: lmdb.Environment
+    entries: Any
+    insertion: Any
+    expiry: Any
+    eviction: Any
+    tags: Any
+    meta: Any
+
+
+def translate(error: BaseException, path: str) -> Exception:
+    """Turn an ``lmdb`` (or OS) exception into the cachekit exception it means."""
+    message = str(error)
+    if isinstance(error, lmdb.MapFullError):
+        return StorageFull(f"the LMDB map of {path} is full ({message}); raise map_size_limit or lower size_limit")
+    if isinstance(error, lmdb.InvalidError | lmdb.VersionMismatchError | lmdb.CorruptedError | lmdb.PageNotFoundError):
+        return CorruptCache(f"{path} is damaged or is not a cachekit LMDB database ({message})")
+    if isinstance(error, lmdb.PanicError):
+        return CorruptCache(f"LMDB hit a fatal error on {path} ({message}); reopen the cache")
+    if isinstance(error, lmdb.ReadersFullError):
+        return StoreError(f"the LMDB reader table of {path} is full ({message}); raise lmdb_max_readers")
+    code = getattr(error, "errno", None)
+    lowered = message.lower()
+    if code == errno.ENOSPC or "no space left" in lowered:
+        return StorageFull(f"no space left to write {path} ({message}); free space or lower size_limit")
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS) or "permission denied" in lowered or "read-only" in lowered:
+        return StoreError(f"cannot use {path}: permission denied or read-only for this user ({message})")
+    return StoreError(f"LMDB failed on {path}: {message}")
+
+
+def network_filesystem(directory: str) -> str | None:
+    """The type of the filesystem holding ``directory`` if it is a network one, else ``None``."""
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as mounts:
+            lines = mounts.read().splitlines()
+    except OSError:
+        return None
+    real = os.path.realpath(directory)
+    best, kind = "", ""
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        mount_point = fields[1].replace("\\040", " ")
+        inside = real == mount_point or real.startswith(mount_point.rstrip("/") + "/")
+        if inside and len(mount_point) >= len(best):
+            best, kind = mount_point, fields[2]
+    return kind if kind in _NETWORK_FILESYSTEMS else None
+
+
+class _Settings(NamedTuple):
+    map_size: int
+    map_size_limit: int
+    max_readers: int
+    durable: bool
+
+
+class SharedEnvironment:
+    """The LMDB environment of one directory in this process, and the locks around it."""
+
+    def __init__(self, directory: str, settings: _Settings) -> None:
+        self.directory = directory
+        self.path = os.path.join(directory, DATA_FILE)
+        self.settings = settings
+        self.handles: Handles | None = None
+        self.users = 0
+        self.poisoned: str | None = None
+        """Why this process cannot use the directory any more (set in a child forked at a bad moment)."""
+        self._reset_locks()
+
+    def _reset_locks(self) -> None:
+        self.gate = threading.Lock()
+        self.writer = threading.Lock()
+        self.writer_ident = 0
+        self.condition = threading.Condition(threading.Lock())
+        self.snapshots: dict[int, int] = {}  # thread ident -> open snapshots
+        self.paused = 0
+        self.opening = threading.Lock()
+        self.lock_fd = -1
+
+    # -- opening and closing ---------------------------------------------------
+    def open_handles(self) -> Handles:
+        """The open environment, opening it if needed (after close or fork)."""
+        handles = self.handles
+        if handles is not None:
+            return handles
+        with self.opening:
+            if self.handles is None:
+                if self.poisoned is not None:
+                    raise StoreError(self.poisoned)
+                self.handles = self._open()
+            return self.handles
+
+    def _open(self) -> Handles:
+        kind = network_filesystem(self.directory)
+        if kind is not None:
+            raise StoreError(
+                f"{self.directory} is on a network filesystem ({kind}); LMDB needs a local disk, "
+                "because its locks and memory map are not shared correctly over a network. "
+                "Use a local directory, or the sqlite store"
+            )
+        for name in (DATA_FILE, LOCK_FILE):
+            path = os.path.join(self.directory, name)
+            try:
+                status = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(status.st_mode):
+                what = "a directory" if stat.S_ISDIR(status.st_mode) else "not a regular file"
+                raise CorruptCache(f"{path} is {what}; move it away so cachekit can create its LMDB database")
+        settings = self.settings
+        try:
+            env = lmdb.open(
+                self.directory,
+                map_size=settings.map_size,
+                subdir=True,
+                readonly=False,
+                sync=settings.durable,
+                metasync=settings.durable,
+                mode=0o600,
+                create=True,
+                readahead=False,
+                writemap=False,
+                max_readers=settings.max_readers,
+                max_dbs=len(DATABASE_NAMES) + 2,
+                max_spare_txns=0,  # a spare read transaction must not survive into a forked child
+                lock=True,
+            )
+        except lmdb.Error as error:
+            raise translate(error, self.path) from error
+        except OSError as error:
+            raise translate(error, self.path) from error
+        try:
+            env.reader_check()  # free the reader slots of processes that were killed
+            handles = self._open_databases(env)
+        except BaseException:
+            env.close()
+            raise
+        return handles
+
+    def _open_databases(self, env: lmdb.Environment) -> Handles:
+        try:
+            with env.begin() as txn:
+                foreign = [name for name, _ in txn.cursor() if name not in DATABASE_NAMES]
+        except lmdb.Error as error:
+            raise translate(error, self.path) from error
+        if foreign:
+            shown = ", ".join(repr(name) for name in foreign[:3])
+            raise CorruptCache(
+                f"{self.path} is an LMDB database of another program (it holds {shown}); "
+                "point cachekit at another directory"
+            )
+        # py-lmdb keeps a database handle only when it was opened in a write
+        # transaction that committed, so open (or create) them all in one,
+        # under the file lock: LMDB's own writer mutex would wait with no timeout.
+        self._lock_file(self._deadline(60.0))
+        try:
+            with env.begin(write=True) as txn:
+                databases = [env.open_db(name, txn=txn, create=True) for name in DATABASE_NAMES]
+                marker = txn.get(b"format", db=databases[-1])
+                if marker is None:
+                    txn.put(b"format", FORMAT, db=databases[-1])
+                elif marker != FORMAT:
+                    raise CorruptCache(f"{self.path} is not a cachekit LMDB database (format marker {marker!r})")
+        except lmdb.Error as error:
+            raise translate(error, self.path) from error
+        finally:
+            self._unlock_file()
+        return Handles(env, *databases)
+
+    def close_if_unused(self) -> None:
+        """Close the environment when no store uses it and no thread is inside it."""
+        if self.users or self.handles is None:
+            return
+        handles = self.handles
+        # If a thread is still inside it, it stays open until the next close or exit.
+        with contextlib.suppress(Timeout):
+            self.exclusive(0.0, lambda: self._close(handles))
+
+    def _close(self, handles: Handles) -> None:
+        if self.users or self.handles is not handles:
+            return
+        self.handles = None
+        handles.env.close()
+        if self.lock_fd >= 0:
+            os.close(self.lock_fd)
+            self.lock_fd = -1
+
+    # -- the writer lock ---------------------------------------------------------
+    @staticmethod
+    def _deadline(timeout: float) -> float:
+        return time.monotonic() + timeout
+
+    def lock_writer(self, timeout: float) -> None:
+        """Take the in-process writer lock, then the file lock; raise ``Timeout`` after ``timeout``."""
+        me = threading.get_ident()
+        if self.writer_ident == me:
+            raise Timeout(
+                f"this thread already holds the write lock of {self.directory} through another "
+                "cache object; a second write transaction would wait for itself"
+            )
+        deadline = self._deadline(timeout)
+        acquired = self.writer.acquire(timeout=timeout) if timeout > 0 else self.writer.acquire(blocking=False)
+        if not acquired:
+            raise Timeout(f"the cache {self.directory} stayed locked by another writer beyond the timeout ({timeout}s)")
+        try:
+            self._lock_file(deadline)
+        except BaseException:
+            self.writer.release()
+            raise
+        self.writer_ident = me
+
+    def unlock_writer(self) -> None:
+        self.writer_ident = 0
+        try:
+            self._unlock_file()
+        finally:
+            self.writer.release()
+
+    def _lock_file(self, deadline: float) -> None:
+        if self.lock_fd < 0:
+            path = os.path.join(self.directory, WRITE_LOCK_FILE)
+            try:
+                self.lock_fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            except OSError as error:
+                raise translate(error, path) from error
+        pause = 0.00005
+        while True:
+            try:
+                fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                pass
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise Timeout(f"the cache {self.directory} stayed locked by another process beyond the timeout")
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, 0.002)
+
+    def _unlock_file(self) -> None:
+        fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
+
+    # -- snapshots and exclusive work --------------------------------------------
+    def begin_snapshot(self, timeout: float) -> None:
+        """Count a snapshot about to open; waits while the map is being grown."""
+        me = threading.get_ident()
+        with self.condition:
+            if not self.condition.wait_for(lambda: not self.paused, timeout):
+                raise Timeout(f"the LMDB map of {self.directory} was being resized beyond the timeout")
+            self.snapshots[me] = self.snapshots.get(me, 0) + 1
+
+    def end_snapshot(self) -> None:
+        me = threading.get_ident()
+        with self.condition:
+            left = self.snapshots.get(me, 0) - 1
+            if left > 0:
+                self.snapshots[me] = left
+            else:
+                self.snapshots.pop(me, None)
+            self.condition.notify_all()
+
+    def exclusive(self, timeout: float, action: Callable[[], T]) -> T:
+        """Run ``action`` while no other thread of this process is inside LMDB:
+        no snapshot open, no plain read in flight (the caller holds the writer lock
+        or needs no protection from writers)."""
+        with self.condition:
+            self.paused += 1
+            try:
+                if not self.condition.wait_for(lambda: not self.snapshots, timeout):
+                    raise Timeout(
+                        f"a read transaction on {self.directory} stayed open beyond the timeout "
+                        "while the LMDB map needed resizing"
+                    )
+            except BaseException:
+                self.paused -= 1
+                self.condition.notify_all()
+                raise
+        try:
+            acquired = self.gate.acquire(timeout=timeout) if timeout > 0 else self.gate.acquire(blocking=False)
+            if not acquired:
+                raise Timeout(f"readers of {self.directory} did not leave LMDB within the timeout")
+            try:
+                return action()
+            finally:
+                self.gate.release()
+        finally:
+            with self.condition:
+                self.paused -= 1
+                self.condition.notify_all()
+
+    # -- the map ----------------------------------------------------------------------
+    def grow(self, timeout: float) -> None:
+        """Double the map (up to ``map_size_limit``); the caller holds the writer lock and no transaction.
+
+        Raises :class:`cachekit.StorageFull` when the map is already at the limit.
+        """
+        handles = self.open_handles()
+        env = handles.env
+        limit = self.settings.map_size_limit
+
+        def resize() -> None:
+            current = env.info()["map_size"]
+            env.set_mapsize(0)  # adopt a size another process may have set meanwhile
+            adopted = env.info()["map_size"]
+            if adopted > current:
+                return  # another process grew it: try again with that
+            size = max(current, adopted)
+            if size >= limit:
+                raise StorageFull(
+                    f"the LMDB map of {self.path} reached map_size_limit ({limit} bytes); "
+                    "raise map_size_limit or lower size_limit"
+                )
+            env.set_mapsize(min(limit, size * 2))
+
+        try:
+            self.exclusive(timeout, resize)
+        except lmdb.Error as error:
+            raise translate(error, self.path) from error
+
+    def adopt_map_size(self, timeout: float) -> None:
+        """Take on the map size another process grew the map to (``MDB_MAP_RESIZED``)."""
+        handles = self.open_handles()
+        holding = self.writer_ident == threading.get_ident()
+        if not holding:
+            self.lock_writer_in_process(timeout)
+        try:
+            self.exclusive(timeout, lambda: handles.env.set_mapsize(0))
+        except lmdb.Error as error:
+            raise translate(error, self.path) from error
+        finally:
+            if not holding:
+                self.writer.release()
+
+    def lock_writer_in_process(self, timeout: float) -> None:
+        if not self.writer.acquire(timeout=max(timeout, 0.001)):
+            raise Timeout(f"a writer of {self.directory} kept its transaction open beyond the timeout")
+
+    def map_size(self) -> int:
+        return int(self.open_handles().env.info()["map_size"])
+
+    # -- fork ---------------------------------------------------------------------------
+    def before_fork(self) -> list[Callable[[], None]]:
+        """Quiesce this environment for ``fork()``; return what to release in the parent.
+
+        Waits (at most :data:`FORK_WAIT` seconds) for other threads to end their
+        write transactions and snapshots and to leave LMDB.  If they do not,
+        the child is told it cannot use the environment (see :meth:`after_fork_in_child`).
+        """
+        releases: list[Callable[[], None]] = []
+        self._fork_safe = True
+        if self.handles is None:
+            return releases
+        me = threading.get_ident()
+        deadline = self._deadline(FORK_WAIT)
+        if self.writer_ident != me:
+            if self.writer.acquire(timeout=FORK_WAIT):
+                releases.append(self.writer.release)
+            else:
+                self._fork_safe = False
+                return releases
+        with self.condition:
+            self.paused += 1
+
+            def unpause() -> None:
+                with self.condition:
+                    self.paused -= 1
+                    self.condition.notify_all()
+
+            releases.append(unpause)
+            if me in self.snapshots or not self.condition.wait_for(
+                lambda: not self.snapshots, max(0.0, deadline - time.monotonic())
+            ):
+                self._fork_safe = False
+                return releases
+        if self.gate.acquire(timeout=max(0.001, deadline - time.monotonic())):
+            releases.append(self.gate.release)
+        else:
+            self._fork_safe = False
+        return releases
+
+    def after_fork_in_child(self) -> None:
+        handles, self.handles = self.handles, None
+        safe = getattr(self, "_fork_safe", True)
+        lock_fd = self.lock_fd
+        self._reset_locks()
+        if lock_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(lock_fd)  # the parent's lock stays the parent's
+        if handles is None:
+            return
+        if safe:
+            handles.env.close()
+        else:
+            # Closing would release reader slots and locks that belong to the parent.
+            _graveyard.append(handles.env)
+            self.poisoned = (
+                f"this process was forked while another thread was using the LMDB cache in {self.directory}; "
+                "it cannot be used in the child: fork before opening it, or outside its transactions"
+            )
+
+
+_lock = threading.Lock()
+_environments: weakref.WeakValueDictionary[str, SharedEnvironment] = weakref.WeakValueDictionary()
+_all: weakref.WeakSet[SharedEnvironment] = weakref.WeakSet()
+_graveyard: list[lmdb.Environment] = []
+_pending_releases: list[Callable[[], None]] = []
+
+
+def acquire(directory: str, map_size: int, map_size_limit: int, max_readers: int, durable: bool) -> SharedEnvironment:
+    """The shared environment of ``directory`` (created on first use), with one more user."""
+    key = os.path.realpath(directory)
+    settings = _Settings(min(map_size, map_size_limit), map_size_limit, max_readers, durable)
+    with _lock:
+        shared = _environments.get(key)
+        if shared is None:
+            shared = SharedEnvironment(directory, settings)
+            _environments[key] = shared
+            _all.add(shared)
+        elif shared.handles is None and shared.settings != settings:
+            shared.settings = settings  # not open: the next opener's settings apply
+        shared.users += 1
+        return shared
+
+
+def release(shared: SharedEnvironment) -> None:
+    """One user fewer; the environment closes when the last one leaves."""
+    with _lock:
+        shared.users -= 1
+    shared.close_if_unused()
+
+
+def reacquire(shared: SharedEnvironment) -> None:
+    """One more user of an environment whose store was closed and is used again."""
+    with _lock:
+        shared.users += 1
+
+
+def _before_fork() -> None:
+    _lock.acquire()
+    for shared in list(_all):
+        _pending_releases.extend(shared.before_fork())
+
+
+def _after_fork_in_parent() -> None:
+    releases = _pending_releases[:]
+    _pending_releases.clear()
+    for release_one in reversed(releases):
+        release_one()
+    _lock.release()
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _pending_releases.clear()
+    _lock = threading.Lock()
+    for shared in list(_all):
+        shared.after_fork_in_child()
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)

@@ -1,0 +1,238 @@
+"""How the LMDB store lays out entries and index keys as bytes.
+
+Pure functions over bytes: nothing here imports ``lmdb``.
+
+An entry is one record in the ``entries`` database under its key::
+
+    header (60 bytes, little-endian)
+        expire_time   double   NaN when the entry never expires
+        store_time    double
+        access_time   double
+        access_count  int64
+        size          int64
+        seq           uint64   insertion sequence number
+        serializer    uint8    code of a well-known serializer, or NAMED
+        name_len      uint8    length of the serializer name (NAMED only)
+        filename_len  uint16   0 when the payload is inline
+        tag_len       uint32   0 when the entry has no tag
+        key_len       uint32   0 unless the key was too long to be the record's own key
+    serializer name, filename, tag, full key (each as long as the header says)
+    payload (the rest; empty when the payload lives in a value file)
+
+The read path (:func:`lookup`) unpacks only the five fields it needs.
+
+Index keys sort as unsigned bytes (LMDB's default order), so every number
+in them is encoded big-endian with its order preserved: floats by the usual
+sign-flip trick, integers offset by 2**63, descending fields inverted.
+Each index key ends with the entry's sequence number, which makes it unique
+and breaks ties in insertion order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+from collections.abc import Callable, Sequence
+
+from cachekit.plugins import Entry, Found
+
+__all__ = [
+    "HEADER",
+    "MAX_KEY",
+    "RANK_ENCODERS",
+    "decode",
+    "decode_sortable_float",
+    "encode",
+    "eviction_key",
+    "expiry_key",
+    "lookup",
+    "record_key",
+    "sequence_of",
+    "sortable_float",
+    "tag_prefix",
+]
+
+HEADER = struct.Struct("<dddqqQBBHII")
+_PEEK = struct.Struct("<d40xBBHII")
+_SEQ_FIELD = struct.Struct("<40xQ")
+_SEQ = struct.Struct(">Q")
+_DOUBLE = struct.Struct(">d")
+_UNSIGNED = struct.Struct(">Q")
+
+#: Serializers common enough to be recorded as one byte; any other name is stored in full.
+_CODES: tuple[str, ...] = ("bytes", "str", "int", "float", "pickle", "msgpack", "json", "raw")
+_CODE_OF = {name: code for code, name in enumerate(_CODES)}
+NAMED = 255
+
+#: Longest key LMDB accepts with its default build.  Longer keys are stored
+#: under a prefix of themselves plus a digest, with the full key in the record.
+MAX_KEY = 511
+_PREFIX = MAX_KEY - 32
+
+_SIGN = 1 << 63
+_ALL = (1 << 64) - 1
+_NEVER = math.nan
+
+
+def record_key(key: bytes) -> bytes:
+    """The key an entry is stored under: the key itself, or for a long key a
+    prefix of it followed by a SHA-256 digest of the whole (so long keys sort
+    by their first 479 bytes, then arbitrarily)."""
+    if len(key) <= MAX_KEY:
+        return key
+    return key[:_PREFIX] + hashlib.sha256(key).digest()
+
+
+def encode(entry: Entry, seq: int) -> bytes:
+    """The record for ``entry`` with insertion number ``seq``."""
+    serializer = entry.serializer
+    code = _CODE_OF.get(serializer, NAMED)
+    name = serializer.encode("utf-8") if code == NAMED else b""
+    filename = entry.filename.encode("ascii") if entry.filename is not None else b""
+    tag = entry.tag if entry.tag is not None else b""
+    key = entry.key
+    full_key = key if len(key) > MAX_KEY else b""
+    expire = entry.expire_time
+    header = HEADER.pack(
+        _NEVER if expire is None else expire,
+        entry.store_time,
+        entry.access_time,
+        entry.access_count,
+        entry.size,
+        seq,
+        code,
+        len(name),
+        len(filename),
+        len(tag),
+        len(full_key),
+    )
+    value = entry.value if entry.filename is None and entry.value is not None else b""
+    return b"".join((header, name, filename, tag, full_key, value))
+
+
+def decode(stored_key: bytes, record: bytes) -> tuple[Entry, int]:
+    """The entry in ``record`` (stored under ``stored_key``) and its sequence number."""
+    (expire, store_time, access_time, access_count, size, seq, code, name_len, filename_len, tag_len, key_len) = (
+        HEADER.unpack_from(record)
+    )
+    position = HEADER.size
+    if code == NAMED:
+        serializer = record[position : position + name_len].decode("utf-8")
+        position += name_len
+    else:
+        serializer = _CODES[code]
+    filename = None
+    if filename_len:
+        filename = record[position : position + filename_len].decode("ascii")
+        position += filename_len
+    tag = None
+    if tag_len:
+        tag = record[position : position + tag_len]
+        position += tag_len
+    key = stored_key
+    if key_len:
+        key = record[position : position + key_len]
+        position += key_len
+    value = None if filename is not None else record[position:]
+    entry = Entry(
+        key,
+        value,
+        filename,
+        serializer,
+        size,
+        store_time,
+        None if expire != expire else expire,  # noqa: PLR0124 - NaN: never expires
+        access_time,
+        access_count,
+        tag,
+    )
+    return entry, seq
+
+
+def lookup(record: bytes) -> Found:
+    """``(value, filename, serializer, expire_time)`` of a record: the read path's fields only."""
+    expire, code, name_len, filename_len, tag_len, key_len = _PEEK.unpack_from(record)
+    if expire != expire:  # noqa: PLR0124 - NaN means never; cheaper than math.isnan on the read path
+        expire = None
+    if code != NAMED and not filename_len:
+        return record[60 + tag_len + key_len :], None, _CODES[code], expire
+    position = 60
+    if code == NAMED:
+        serializer = record[position : position + name_len].decode("utf-8")
+        position += name_len
+    else:
+        serializer = _CODES[code]
+    if filename_len:
+        return None, record[position : position + filename_len].decode("ascii"), serializer, expire
+    return record[position + tag_len + key_len :], None, serializer, expire
+
+
+def full_key_of(stored_key: bytes, record: bytes) -> bytes:
+    """The entry's own key (differs from ``stored_key`` only for long keys)."""
+    if len(stored_key) < MAX_KEY:
+        return stored_key
+    return decode(stored_key, record)[0].key
+
+
+def sequence_of(record: bytes) -> int:
+    """The insertion sequence number of a record."""
+    return int(_SEQ_FIELD.unpack_from(record)[0])
+
+
+def seq_bytes(seq: int) -> bytes:
+    """A sequence number as an index key (or key suffix)."""
+    return _SEQ.pack(seq)
+
+
+def seq_from(index_key: bytes) -> int:
+    """The sequence number that ends an index key."""
+    return int(_SEQ.unpack_from(index_key, len(index_key) - 8)[0])
+
+
+def sortable_float(number: float) -> int:
+    """A 64-bit unsigned integer with the same order as ``number``."""
+    (bits,) = _UNSIGNED.unpack(_DOUBLE.pack(number))
+    return int(bits ^ _ALL if bits & _SIGN else bits | _SIGN)
+
+
+def decode_sortable_float(encoded: bytes) -> float:
+    """Invert :func:`sortable_float` on its eight big-endian bytes."""
+    (bits,) = _UNSIGNED.unpack_from(encoded)
+    bits = bits ^ _SIGN if bits & _SIGN else bits ^ _ALL
+    return float(_DOUBLE.unpack(_UNSIGNED.pack(bits))[0])
+
+
+def _sortable_int(number: int) -> int:
+    return max(0, min(_ALL, number + _SIGN))
+
+
+#: For each rank field, how to turn its value into an order-preserving unsigned integer.
+RANK_ENCODERS: dict[str, Callable[[Entry], int]] = {
+    "store_time": lambda entry: sortable_float(entry.store_time),
+    "access_time": lambda entry: sortable_float(entry.access_time),
+    "access_count": lambda entry: _sortable_int(entry.access_count),
+    "size": lambda entry: _sortable_int(entry.size),
+}
+
+
+def eviction_key(rank: Sequence[str], entry: Entry, seq: int) -> bytes:
+    """The key of ``entry`` in the eviction index for ``rank``."""
+    parts = []
+    for field in rank:
+        if field[0] == "-":
+            parts.append(_UNSIGNED.pack(RANK_ENCODERS[field[1:]](entry) ^ _ALL))
+        else:
+            parts.append(_UNSIGNED.pack(RANK_ENCODERS[field](entry)))
+    parts.append(_SEQ.pack(seq))
+    return b"".join(parts)
+
+
+def expiry_key(expire_time: float, seq: int) -> bytes:
+    """The key of an expiring entry in the expiry index."""
+    return _UNSIGNED.pack(sortable_float(expire_time)) + _SEQ.pack(seq)
+
+
+def tag_prefix(tag: bytes) -> bytes:
+    """The fixed-length prefix under which the tag index groups entries with ``tag``."""
+    return hashlib.blake2b(tag, digest_size=16).digest()

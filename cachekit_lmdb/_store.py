@@ -1,0 +1,862 @@
+"""The LMDB store: entries in a memory-mapped B+tree, reads that never wait for a lock.
+
+Layout (see :mod:`cachekit_lmdb._records` for the bytes): six sub-databases
+of one environment, all changed in the same write transaction.
+
+- ``entries``: key -> record (metadata, serializer, tag, inline payload);
+  LMDB keeps it sorted, which is :attr:`Order.KEY`;
+- ``insertion``: sequence number -> key (:attr:`Order.INSERTION`);
+- ``expiry``: expire time + sequence -> key, expiring entries only;
+- ``eviction``: the eviction policy's rank fields + sequence -> key;
+- ``tags``: tag digest + sequence -> key, while the tag index is on;
+- ``meta``: totals, persisted settings, counters, the index layout.
+
+A read is one read-only LMDB transaction: no lock file, no system call.
+A write takes the writer lock (with the cache's timeout), then LMDB's.
+When the map fills, the writer grows it and replays the operations of its
+transaction, which nobody else could change meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import struct
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from types import TracebackType
+from typing import Any, ClassVar
+
+try:
+    import lmdb
+except ImportError as error:  # pragma: no cover - exercised by a test that hides lmdb in a subprocess
+    raise ImportError(
+        f'the LMDB store needs the lmdb package, which is not installed ({error}); pip install "cachekit[lmdb]"'
+    ) from error
+
+from cachekit import StoreError
+from cachekit.plugins import (
+    Capabilities,
+    Entry,
+    Found,
+    Order,
+    Setting,
+    Store,
+    StoreConfig,
+    Totals,
+    integer,
+    size,
+)
+
+from . import _environment, _records
+from ._environment import Handles, SharedEnvironment, translate
+from ._records import _PREFIX, MAX_KEY, decode, decode_sortable_float, encode, record_key
+
+__all__ = ["LMDBStore"]
+
+_TOTALS = struct.Struct("<qqQ")
+_COUNTER = struct.Struct("<q")
+_TOTALS_KEY = b"totals"
+_LAYOUT_KEY = b"layout"
+_SETTING_PREFIX = b"setting:"
+_COUNTER_PREFIX = b"counter:"
+_UPDATABLE = frozenset({"expire_time", "access_time", "access_count", "tag"})
+_PAGE = 100
+_RETRY: Any = object()
+_MIB = 2**20
+
+#: What a transaction replays after the map grew: (operation, arguments).
+_Operation = tuple[Callable[..., Any], tuple[Any, ...]]
+
+
+def _map_size_limit(value: object) -> int:
+    parsed = size(value)
+    if parsed < _MIB:
+        raise ValueError(f"map_size_limit must be at least 1MiB, got {parsed} bytes")
+    return parsed
+
+
+def _initial_map_size(value: object) -> int:
+    parsed = size(value)
+    if parsed < 64 * 1024:
+        raise ValueError(f"lmdb_map_size must be at least 64KiB, got {parsed} bytes")
+    return parsed
+
+
+class _ThreadState(threading.local):
+    """The transaction a thread is in, on one store."""
+
+    def __init__(self) -> None:
+        self.txn: Any = None
+        """The open write transaction, or ``None``."""
+        self.snapshot: Any = None
+        """The open read transaction of :meth:`LMDBStore.read`, or ``None``."""
+        self.log: list[_Operation] = []
+        """Changes made in the write transaction, to replay if the map must grow."""
+
+
+_open_stores: weakref.WeakSet[LMDBStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_open_stores):
+        store._forget_transactions()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class _WriteTransaction:
+    __slots__ = ("_store", "_timeout")
+
+    def __init__(self, store: LMDBStore, timeout: float) -> None:
+        self._store = store
+        self._timeout = timeout
+
+    def __enter__(self) -> None:
+        self._store._begin_write(self._timeout)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._store._end_write(commit=exc_type is None)
+
+
+class LMDBStore(Store):
+    """A store on LMDB: lock-free memory-mapped reads, one writer at a time."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        transactions=True,
+        value_files=True,
+        ordered_scans=True,
+        exact_length=True,
+        max_value_size=None,
+        reads_may_write=True,  # a reader takes a slot in lock.mdb
+    )
+    settings: ClassVar[Mapping[str, Setting]] = {
+        "map_size_limit": Setting(
+            16 * 2**30,
+            _map_size_limit,
+            "Largest size the LMDB map (and data.mdb) may grow to; past it, writes raise StorageFull.",
+            persist=False,
+        ),
+        "lmdb_map_size": Setting(
+            32 * _MIB, _initial_map_size, "Map size a new environment starts with; it doubles as needed.", persist=False
+        ),
+        "lmdb_max_readers": Setting(
+            1024, integer(1), "Reader slots (threads reading at once, across all processes).", persist=False
+        ),
+    }
+
+    def __init__(self, config: StoreConfig) -> None:
+        self.config = config
+        self._timeout = config.timeout
+        options = config.options
+        self._shared: SharedEnvironment = _environment.acquire(
+            config.directory,
+            map_size=int(options.get("lmdb_map_size", 32 * _MIB)),
+            map_size_limit=int(options.get("map_size_limit", 16 * 2**30)),
+            max_readers=int(options.get("lmdb_max_readers", 1024)),
+            durable=config.durability == "full",
+        )
+        self._closed = False
+        self._sync_after_commit = False
+        self._forget_transactions()
+        self._rank: tuple[str, ...] = ()
+        self._tag_index = False
+        self._layout_raw: bytes | None = b""
+        _open_stores.add(self)
+
+    def _forget_transactions(self) -> None:
+        self._local = _ThreadState()
+        self._active = 0
+        """Write transactions and snapshots open on this store, in any thread."""
+        self._active_lock = threading.Lock()
+
+    # -- opening and closing ------------------------------------------------------
+    @classmethod
+    def open(cls, config: StoreConfig) -> LMDBStore:
+        store = cls(config)
+        try:
+            store._handles()
+            store._sync_after_commit = config.durability == "full" and not store._shared.settings.durable
+            store._read(store._load_layout)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def _handles(self) -> Handles:
+        if self._closed:
+            with self._active_lock:
+                if self._closed:
+                    _environment.reacquire(self._shared)
+                    self._closed = False
+        return self._shared.open_handles()
+
+    def close(self) -> None:
+        """Release this store's use of the environment; it closes with its last user.
+
+        A later call on this store opens it again.
+        """
+        with self._active_lock:
+            if self._closed:
+                return
+            self._closed = True
+        _environment.release(self._shared)
+
+    @property
+    def path(self) -> str:
+        return self._shared.path
+
+    # -- transactions ---------------------------------------------------------------
+    def write(self, timeout: float | None = None) -> _WriteTransaction:
+        return _WriteTransaction(self, self._timeout if timeout is None else timeout)
+
+    def _begin_write(self, timeout: float) -> None:
+        state = self._local
+        if state.txn is not None:
+            raise StoreError("write transactions on a store do not nest")
+        shared = self._shared
+        self._handles()
+        shared.lock_writer(timeout)
+        try:
+            while True:
+                handles = shared.open_handles()
+                try:
+                    txn = handles.env.begin(write=True)
+                    break
+                except lmdb.MapResizedError:
+                    shared.adopt_map_size(timeout)
+                except lmdb.Error as error:
+                    raise translate(error, self.path) from error
+            layout = txn.get(_LAYOUT_KEY, db=handles.meta)
+            if layout != self._layout_raw:
+                self._apply_layout(layout)
+        except BaseException:
+            shared.unlock_writer()
+            raise
+        state.txn = txn
+        state.log = []
+        with self._active_lock:
+            self._active += 1
+
+    def _end_write(self, commit: bool) -> None:
+        state = self._local
+        txn = state.txn
+        try:
+            if txn is not None:
+                if commit:
+                    self._commit(state)
+                else:
+                    with contextlib.suppress(lmdb.Error):
+                        txn.abort()
+        finally:
+            state.txn = None
+            state.log = []
+            with self._active_lock:
+                self._active -= 1
+            self._shared.unlock_writer()
+
+    def _commit(self, state: _ThreadState) -> None:
+        while True:
+            try:
+                state.txn.commit()
+                break
+            except lmdb.MapFullError:
+                self._grow_and_replay(state)
+            except lmdb.Error as error:
+                raise translate(error, self.path) from error
+        if self._sync_after_commit:
+            try:
+                self._shared.open_handles().env.sync(True)
+            except lmdb.Error as error:
+                raise translate(error, self.path) from error
+
+    def _grow_and_replay(self, state: _ThreadState) -> Any:
+        """The map is full: grow it and redo this transaction's changes in a new one.
+
+        The writer lock is held throughout, so nothing else changed the
+        database and the replay does exactly what the first attempt did.
+        """
+        with contextlib.suppress(lmdb.Error):
+            state.txn.abort()
+        state.txn = None
+        shared = self._shared
+        while True:
+            shared.grow(self._timeout)
+            handles = shared.open_handles()
+            try:
+                txn = handles.env.begin(write=True)
+            except lmdb.Error as error:
+                raise translate(error, self.path) from error
+            try:
+                for operation, arguments in state.log:
+                    operation(txn, handles, *arguments)
+            except lmdb.MapFullError:
+                txn.abort()
+                continue
+            except lmdb.Error as error:
+                txn.abort()
+                raise translate(error, self.path) from error
+            state.txn = txn
+            return txn
+
+    def _change(self, operation: Callable[..., Any], *arguments: Any) -> Any:
+        """Run a change in this thread's write transaction (or a transaction of its own)."""
+        state = self._local
+        if state.txn is None:
+            with self.write():
+                return self._change(operation, *arguments)
+        handles = self._shared.open_handles()
+        while True:
+            try:
+                result = operation(state.txn, handles, *arguments)
+                break
+            except lmdb.MapFullError:
+                self._grow_and_replay(state)
+            except lmdb.Error as error:
+                raise translate(error, self.path) from error
+        state.log.append((operation, arguments))
+        return result
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[None]:
+        state = self._local
+        if state.txn is not None or state.snapshot is not None:
+            yield  # already inside a transaction, which is a snapshot
+            return
+        shared = self._shared
+        self._handles()
+        shared.begin_snapshot(self._timeout)
+        try:
+            txn = self._begin_read()
+            state.snapshot = txn
+            with self._active_lock:
+                self._active += 1
+            try:
+                yield
+            finally:
+                state.snapshot = None
+                with self._active_lock:
+                    self._active -= 1
+                with contextlib.suppress(lmdb.Error):
+                    txn.abort()
+        finally:
+            shared.end_snapshot()
+
+    def _begin_read(self) -> Any:
+        """A read-only transaction, adopting a grown map or freeing stale reader slots as needed."""
+        shared = self._shared
+        for _ in range(3):
+            handles = shared.open_handles()
+            try:
+                return handles.env.begin()
+            except lmdb.MapResizedError:
+                shared.adopt_map_size(self._timeout)
+            except lmdb.ReadersFullError:
+                if not handles.env.reader_check():
+                    break
+            except lmdb.Error as error:
+                raise translate(error, self.path) from error
+        raise StoreError(
+            f"could not start a read transaction on {self.path}: the reader table is full "
+            "(raise lmdb_max_readers) or the map keeps being resized"
+        )
+
+    def _read(self, action: Callable[[Any, Handles], Any]) -> Any:
+        """Run ``action(txn, handles)`` in this thread's transaction, or in a short read transaction."""
+        state = self._local
+        txn = state.txn if state.txn is not None else state.snapshot
+        if txn is not None:
+            try:
+                return action(txn, self._shared.open_handles())
+            except lmdb.Error as error:
+                raise translate(error, self.path) from error
+        self._handles()
+        shared = self._shared
+        for _ in range(3):
+            handles = shared.open_handles()
+            problem = None
+            shared.gate.acquire()
+            try:
+                txn = handles.env.begin()
+                try:
+                    return action(txn, handles)
+                finally:
+                    txn.abort()
+            except lmdb.MapResizedError:
+                problem = "resized"
+            except lmdb.ReadersFullError:
+                problem = "readers"
+            except lmdb.Error as error:
+                raise translate(error, self.path) from error
+            finally:
+                shared.gate.release()
+            if problem == "resized":
+                shared.adopt_map_size(self._timeout)
+            elif not handles.env.reader_check():
+                break
+        raise StoreError(
+            f"could not read {self.path}: the reader table is full (raise lmdb_max_readers) "
+            "or the map keeps being resized"
+        )
+
+    # -- entries ------------------------------------------------------------------------
+    def get(self, key: bytes) -> Entry | None:
+        stored = record_key(key)
+
+        def action(txn: Any, handles: Handles) -> Entry | None:
+            record = txn.get(stored, db=handles.entries)
+            if record is None:
+                return None
+            entry, _ = decode(stored, record)
+            return entry if entry.key == key else None
+
+        return self._read(action)  # type: ignore[no-any-return]
+
+    def lookup(self, key: bytes) -> Found | None:
+        # The hot path of every read: no thread-local lookup unless a
+        # transaction is open on this store, one read transaction, and
+        # only the four fields a read needs are unpacked.
+        handles = self._shared.handles
+        if self._active or handles is None or self._closed or len(key) >= MAX_KEY:
+            return self._slow_lookup(key)
+        gate = self._shared.gate
+        gate.acquire()
+        try:
+            record = handles.env.begin(db=handles.entries).get(key)
+        except lmdb.Error:
+            # A resized map, a full reader table, a closed environment: the slow path deals with them.
+            record = _RETRY
+        finally:
+            gate.release()
+        if record is None:
+            return None
+        if record is _RETRY:
+            return self._slow_lookup(key)
+        return _records.lookup(record)
+
+    def _slow_lookup(self, key: bytes) -> Found | None:
+        entry = self.get(key)
+        if entry is None:
+            return None
+        return entry.value, entry.filename, entry.serializer, entry.expire_time
+
+    def put(self, entry: Entry) -> Entry | None:
+        return self._change(self._put, entry)  # type: ignore[no-any-return]
+
+    def _put(self, txn: Any, handles: Handles, entry: Entry) -> Entry | None:
+        stored = record_key(entry.key)
+        count, volume, next_seq = self._load_totals(txn, handles)
+        old_record = txn.get(stored, db=handles.entries)
+        old = None
+        if old_record is None:
+            seq = next_seq
+            next_seq += 1
+            count += 1
+            volume += entry.size
+            txn.put(_records.seq_bytes(seq), stored, db=handles.insertion)
+        else:
+            old, seq = decode(stored, old_record)
+            volume += entry.size - old.size
+            self._unindex(txn, handles, old, seq)
+        txn.put(stored, encode(entry, seq), db=handles.entries)
+        self._index(txn, handles, entry, seq, stored)
+        txn.put(_TOTALS_KEY, _TOTALS.pack(count, volume, next_seq), db=handles.meta)
+        return old
+
+    def update(self, key: bytes, changes: Mapping[str, Any]) -> bool:
+        unknown = set(changes) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"cannot update entry fields {sorted(unknown)}; updatable: {sorted(_UPDATABLE)}")
+        return self._change(self._update, key, dict(changes))  # type: ignore[no-any-return]
+
+    def _update(self, txn: Any, handles: Handles, key: bytes, changes: dict[str, Any]) -> bool:
+        stored = record_key(key)
+        record = txn.get(stored, db=handles.entries)
+        if record is None:
+            return False
+        old, seq = decode(stored, record)
+        if old.key != key:
+            return False
+        if not changes:
+            return True
+        new = old._replace(**changes)
+        self._unindex(txn, handles, old, seq)
+        txn.put(stored, encode(new, seq), db=handles.entries)
+        self._index(txn, handles, new, seq, stored)
+        return True
+
+    def delete(self, key: bytes) -> Entry | None:
+        return self._change(self._delete, key)  # type: ignore[no-any-return]
+
+    def _delete(self, txn: Any, handles: Handles, key: bytes) -> Entry | None:
+        stored = record_key(key)
+        record = txn.get(stored, db=handles.entries)
+        if record is None:
+            return None
+        old, seq = decode(stored, record)
+        if old.key != key:
+            return None
+        count, volume, next_seq = self._load_totals(txn, handles)
+        self._unindex(txn, handles, old, seq)
+        txn.delete(_records.seq_bytes(seq), db=handles.insertion)
+        txn.delete(stored, db=handles.entries)
+        txn.put(_TOTALS_KEY, _TOTALS.pack(count - 1, volume - old.size, next_seq), db=handles.meta)
+        return old
+
+    # -- indexes ------------------------------------------------------------------------------
+    def _index(self, txn: Any, handles: Handles, entry: Entry, seq: int, stored: bytes) -> None:
+        """Add ``entry`` to the expiry, eviction and tag indexes (insertion is done by the caller)."""
+        if entry.expire_time is not None:
+            txn.put(_records.expiry_key(entry.expire_time, seq), stored, db=handles.expiry)
+        if self._rank:
+            txn.put(_records.eviction_key(self._rank, entry, seq), stored, db=handles.eviction)
+        if self._tag_index and entry.tag is not None:
+            txn.put(_records.tag_prefix(entry.tag) + _records.seq_bytes(seq), stored, db=handles.tags)
+
+    def _unindex(self, txn: Any, handles: Handles, entry: Entry, seq: int) -> None:
+        if entry.expire_time is not None:
+            txn.delete(_records.expiry_key(entry.expire_time, seq), db=handles.expiry)
+        if self._rank:
+            txn.delete(_records.eviction_key(self._rank, entry, seq), db=handles.eviction)
+        if self._tag_index and entry.tag is not None:
+            txn.delete(_records.tag_prefix(entry.tag) + _records.seq_bytes(seq), db=handles.tags)
+
+    def _load_layout(self, txn: Any, handles: Handles) -> None:
+        self._apply_layout(txn.get(_LAYOUT_KEY, db=handles.meta))
+
+    def _apply_layout(self, raw: bytes | None) -> None:
+        """Adopt the index layout recorded in the database (another process may have changed it)."""
+        layout = json.loads(raw) if raw else {}
+        self._rank = tuple(layout.get("rank", ()))
+        self._tag_index = bool(layout.get("tags", False))
+        self._layout_raw = raw
+
+    def _save_layout(self, txn: Any, handles: Handles, rank: tuple[str, ...], tags: bool) -> None:
+        raw = json.dumps({"rank": list(rank), "tags": tags}, sort_keys=True).encode()
+        txn.put(_LAYOUT_KEY, raw, db=handles.meta)
+        self._apply_layout(raw)
+
+    def set_eviction_rank(self, rank: tuple[str, ...]) -> None:
+        rank = tuple(rank)
+        for field in rank:
+            if field.lstrip("-") not in _records.RANK_ENCODERS:
+                raise ValueError(f"cannot rank on {field!r}; rank fields are {', '.join(_records.RANK_ENCODERS)}")
+        self._read(self._load_layout)
+        if rank == self._rank:
+            return
+        self._change(self._rebuild, rank, self._tag_index)
+
+    def set_tag_index(self, enabled: bool) -> None:
+        self._read(self._load_layout)
+        if enabled == self._tag_index:
+            return
+        self._change(self._rebuild, self._rank, enabled)
+
+    def _rebuild(self, txn: Any, handles: Handles, rank: tuple[str, ...], tags: bool) -> None:
+        """Rebuild the eviction and tag indexes for a new layout."""
+        txn.drop(handles.eviction, delete=False)
+        txn.drop(handles.tags, delete=False)
+        self._save_layout(txn, handles, rank, tags)
+        for stored, record in txn.cursor(db=handles.entries):
+            entry, seq = decode(stored, record)
+            if rank:
+                txn.put(_records.eviction_key(rank, entry, seq), stored, db=handles.eviction)
+            if tags and entry.tag is not None:
+                txn.put(_records.tag_prefix(entry.tag) + _records.seq_bytes(seq), stored, db=handles.tags)
+
+    # -- scans ---------------------------------------------------------------------------------
+    def scan(
+        self,
+        order: Order,
+        *,
+        reverse: bool = False,
+        start: bytes | None = None,
+        stop: bytes | None = None,
+        tag: bytes | None = None,
+        expired_before: float | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Entry]:
+        if limit is not None and limit <= 0:
+            return iter(())
+        if order is Order.KEY:
+            return self._scan_keys(reverse, start, stop, tag, limit)
+        return self._scan_index(order, reverse, tag, expired_before, limit)
+
+    def _scan_keys(
+        self, reverse: bool, start: bytes | None, stop: bytes | None, tag: bytes | None, limit: int | None
+    ) -> Iterator[Entry]:
+        """Entries in key order, a page per read transaction, resuming after the last key seen."""
+        remaining = limit
+        bound: bytes | None = None  # the last stored key yielded
+
+        def page(txn: Any, handles: Handles) -> tuple[list[Entry], bytes | None, bool]:
+            cursor = txn.cursor(db=handles.entries)
+            found: list[Entry] = []
+            last = bound
+            if not reverse:
+                if last is not None:
+                    positioned = cursor.set_range(last)
+                    if positioned and cursor.key() == last:
+                        positioned = cursor.next()
+                else:
+                    positioned = cursor.set_range(_seek_low(start)) if start is not None else cursor.first()
+            elif last is not None:
+                positioned = cursor.prev() if cursor.set_range(last) else cursor.last()
+            elif stop is not None:
+                positioned = cursor.prev() if cursor.set_range(_seek_high(stop)) else cursor.last()
+            else:
+                positioned = cursor.last()
+            while positioned:
+                stored = cursor.key()
+                # Stored keys compare like the keys themselves up to the first _PREFIX bytes.
+                if not reverse and stop is not None and len(stop) <= _PREFIX and stored >= stop:
+                    return found, last, True
+                if reverse and start is not None and len(start) <= _PREFIX and stored < start:
+                    return found, last, True
+                last = stored
+                entry, _ = decode(stored, cursor.value())
+                if _in_key_range(entry.key, start, stop) and (tag is None or entry.tag == tag):
+                    found.append(entry)
+                    if len(found) == _PAGE or (remaining is not None and len(found) >= remaining):
+                        return found, last, False
+                positioned = cursor.prev() if reverse else cursor.next()
+            return found, last, True
+
+        while True:
+            found, bound, finished = self._read(page)
+            yield from found
+            if remaining is not None:
+                remaining -= len(found)
+                if remaining <= 0:
+                    return
+            if finished:
+                return
+
+    def _scan_index(
+        self, order: Order, reverse: bool, tag: bytes | None, expired_before: float | None, limit: int | None
+    ) -> Iterator[Entry]:
+        """Entries in the order of an index database."""
+        use_tags = order is Order.INSERTION and tag is not None and self._tag_index
+        prefix = _records.tag_prefix(tag) if use_tags and tag is not None else b""
+        stable = order is Order.INSERTION  # index keys that never change while an entry lives
+        remaining = limit
+        bound: bytes | None = None
+
+        def index_of(handles: Handles) -> Any:
+            if use_tags:
+                return handles.tags
+            if order is Order.INSERTION:
+                return handles.insertion
+            if order is Order.EXPIRY:
+                return handles.expiry
+            return handles.eviction if self._rank else handles.insertion
+
+        def page(txn: Any, handles: Handles) -> tuple[list[Entry], bytes | None, bool]:
+            cursor = txn.cursor(db=index_of(handles))
+            found: list[Entry] = []
+            last = bound
+            if last is None:
+                if reverse:
+                    positioned = (
+                        (cursor.prev() if cursor.set_range(_after_prefix(prefix)) else cursor.last())
+                        if prefix
+                        else cursor.last()
+                    )
+                else:
+                    positioned = cursor.set_range(prefix) if prefix else cursor.first()
+            elif reverse:
+                positioned = cursor.prev() if cursor.set_range(last) else cursor.last()
+            else:
+                positioned = cursor.set_range(last)
+                if positioned and cursor.key() == last:
+                    positioned = cursor.next()
+            page_size = _PAGE if stable or txn is self._local.txn or txn is self._local.snapshot else None
+            while positioned:
+                index_key = cursor.key()
+                if prefix and not index_key.startswith(prefix):
+                    return found, last, True
+                if (
+                    order is Order.EXPIRY
+                    and expired_before is not None
+                    and not reverse
+                    and decode_sortable_float(index_key) >= expired_before
+                ):
+                    return found, last, True
+                last = index_key
+                stored = cursor.value()
+                record = txn.get(stored, db=handles.entries)
+                if record is not None:
+                    entry, _ = decode(stored, record)
+                    if (tag is None or entry.tag == tag) and (
+                        expired_before is None or (entry.expire_time is not None and entry.expire_time < expired_before)
+                    ):
+                        found.append(entry)
+                        if (page_size is not None and len(found) == page_size) or (
+                            remaining is not None and len(found) >= remaining
+                        ):
+                            return found, last, False
+                positioned = cursor.prev() if reverse else cursor.next()
+            return found, last, True
+
+        while True:
+            found, bound, finished = self._read(page)
+            yield from found
+            if remaining is not None:
+                remaining -= len(found)
+                if remaining <= 0:
+                    return
+            if finished:
+                return
+
+    # -- totals, settings, counters -------------------------------------------------------------
+    @staticmethod
+    def _load_totals(txn: Any, handles: Handles) -> tuple[int, int, int]:
+        raw = txn.get(_TOTALS_KEY, db=handles.meta)
+        if raw is None:
+            return 0, 0, 1
+        count, volume, next_seq = _TOTALS.unpack(raw)
+        return count, volume, next_seq
+
+    def totals(self) -> Totals:
+        def action(txn: Any, handles: Handles) -> Totals:
+            count, volume, _ = self._load_totals(txn, handles)
+            cursor = txn.cursor(db=handles.expiry)
+            next_expiry = decode_sortable_float(cursor.key()) if cursor.first() else None
+            return Totals(count, volume, next_expiry)
+
+        return self._read(action)  # type: ignore[no-any-return]
+
+    def load_settings(self) -> dict[str, Any]:
+        def action(txn: Any, handles: Handles) -> dict[str, Any]:
+            cursor = txn.cursor(db=handles.meta)
+            settings: dict[str, Any] = {}
+            if cursor.set_range(_SETTING_PREFIX):
+                for name, value in cursor:
+                    if not name.startswith(_SETTING_PREFIX):
+                        break
+                    settings[name[len(_SETTING_PREFIX) :].decode()] = json.loads(value)
+            return settings
+
+        return self._read(action)  # type: ignore[no-any-return]
+
+    def save_settings(self, settings: Mapping[str, Any]) -> None:
+        encoded = {name: json.dumps(value) for name, value in settings.items()}
+        self._change(self._save_settings, encoded)
+
+    @staticmethod
+    def _save_settings(txn: Any, handles: Handles, encoded: dict[str, str]) -> None:
+        for name, value in encoded.items():
+            txn.put(_SETTING_PREFIX + name.encode(), value.encode(), db=handles.meta)
+
+    def counters(self) -> dict[str, int]:
+        def action(txn: Any, handles: Handles) -> dict[str, int]:
+            cursor = txn.cursor(db=handles.meta)
+            counters: dict[str, int] = {}
+            if cursor.set_range(_COUNTER_PREFIX):
+                for name, value in cursor:
+                    if not name.startswith(_COUNTER_PREFIX):
+                        break
+                    counters[name[len(_COUNTER_PREFIX) :].decode()] = _COUNTER.unpack(value)[0]
+            return counters
+
+        return self._read(action)  # type: ignore[no-any-return]
+
+    def add_counters(self, deltas: Mapping[str, int]) -> None:
+        self._change(self._add_counters, dict(deltas))
+
+    @staticmethod
+    def _add_counters(txn: Any, handles: Handles, deltas: dict[str, int]) -> None:
+        for name, delta in deltas.items():
+            key = _COUNTER_PREFIX + name.encode()
+            raw = txn.get(key, db=handles.meta)
+            value = (_COUNTER.unpack(raw)[0] if raw is not None else 0) + delta
+            txn.put(key, _COUNTER.pack(value), db=handles.meta)
+
+    def reset_counters(self, names: Iterator[str] | list[str]) -> None:
+        self._change(self._reset_counters, list(names))
+
+    @staticmethod
+    def _reset_counters(txn: Any, handles: Handles, names: list[str]) -> None:
+        for name in names:
+            txn.delete(_COUNTER_PREFIX + name.encode(), db=handles.meta)
+
+    # -- check -------------------------------------------------------------------------------------
+    def check(self, fix: bool) -> list[str]:
+        problems: list[str] = []
+        with self.write():
+            self._change(self._check, fix, problems)
+        return problems
+
+    def _check(self, txn: Any, handles: Handles, fix: bool, problems: list[str]) -> None:
+        del problems[:]  # a replay starts over
+        expected: dict[str, set[tuple[bytes, bytes]]] = {"insertion": set(), "expiry": set(), "eviction": set()}
+        expected["tags"] = set()
+        count = volume = 0
+        top_seq = 0
+        undecodable: list[bytes] = []
+        for stored, record in txn.cursor(db=handles.entries):
+            try:
+                entry, seq = decode(stored, record)
+            except (struct.error, UnicodeDecodeError, IndexError, ValueError) as error:
+                problems.append(f"the record of key {stored[:40]!r} cannot be decoded ({error})")
+                undecodable.append(stored)
+                continue
+            count += 1
+            volume += entry.size
+            top_seq = max(top_seq, seq)
+            expected["insertion"].add((_records.seq_bytes(seq), stored))
+            if entry.expire_time is not None:
+                expected["expiry"].add((_records.expiry_key(entry.expire_time, seq), stored))
+            if self._rank:
+                expected["eviction"].add((_records.eviction_key(self._rank, entry, seq), stored))
+            if self._tag_index and entry.tag is not None:
+                expected["tags"].add((_records.tag_prefix(entry.tag) + _records.seq_bytes(seq), stored))
+        for name, wanted in expected.items():
+            database = getattr(handles, name)
+            actual = set(txn.cursor(db=database))
+            missing, extra = wanted - actual, actual - wanted
+            if missing or extra:
+                problems.append(f"the {name} index lacks {len(missing)} and has {len(extra)} stray entries")
+                if fix:
+                    for index_key, _ in extra:
+                        txn.delete(index_key, db=database)
+                    for index_key, stored in missing:
+                        txn.put(index_key, stored, db=database)
+        if fix:
+            for stored in undecodable:
+                txn.delete(stored, db=handles.entries)
+        recorded_count, recorded_volume, next_seq = self._load_totals(txn, handles)
+        if (recorded_count, recorded_volume) != (count, volume) or next_seq <= top_seq:
+            problems.append(
+                f"totals say {recorded_count} entries and {recorded_volume} bytes (next sequence {next_seq}), "
+                f"the entries add up to {count} and {volume} (highest sequence {top_seq})"
+            )
+            if fix:
+                txn.put(_TOTALS_KEY, _TOTALS.pack(count, volume, max(next_seq, top_seq + 1)), db=handles.meta)
+
+
+def _in_key_range(key: bytes, start: bytes | None, stop: bytes | None) -> bool:
+    return (start is None or key >= start) and (stop is None or key < stop)
+
+
+def _seek_low(start: bytes) -> bytes:
+    """A position at or before every stored key whose entry key is ``>= start``."""
+    return start[:_PREFIX]
+
+
+def _seek_high(stop: bytes) -> bytes:
+    """A position after every stored key whose entry key is ``< stop``."""
+    return stop if len(stop) <= _PREFIX else stop[:_PREFIX] + b"\xff" * (MAX_KEY - _PREFIX)
+
+
+def _after_prefix(prefix: bytes) -> bytes:
+    """The smallest key greater than every key that starts with ``prefix``."""
+    return prefix + b"\xff" * 9
