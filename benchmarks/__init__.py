@@ -1,1 +1,1 @@
-"""Benchmarks of cachekit against python-diskcache and a bare sqlite3 table (``python -m benchmarks``)."""
+"""Benchmarks of cachekit against python-diskcache and bare sqlite3 and LMDB floors (``python -m benchmarks``)."""

@@ -1,7 +1,29 @@
-"""``python -m benchmarks``: the per-operation latency benchmark."""
+"""``python -m benchmarks [latency|mixed] [options]``: run one benchmark (the latency one by default).
+
+``python -m benchmarks [options]`` and ``python -m benchmarks latency
+[options]`` run the per-operation latency benchmark (``latency.py``);
+``python -m benchmarks mixed [options]`` runs the multi-process mixed
+workload (``mixed.py``).
+"""
+
+from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
-from .latency import main
 
-sys.exit(main())
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["mixed"]:
+        from . import mixed
+
+        return mixed.main(arguments[1:])
+    from . import latency
+
+    if arguments[:1] == ["latency"]:
+        arguments = arguments[1:]
+    return latency.main(arguments)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,12 +1,16 @@
-"""Per-operation latency: every cachekit store, python-diskcache and a bare sqlite3 table.
+"""Per-operation latency: every cachekit store, python-diskcache and two floors.
 
-For each workload (value size x key count) every system is opened in its
-own directory and pre-populated with the same keys; then get-hit, get-miss,
-set (overwrite) and delete are timed one call at a time with
-``time.perf_counter_ns()``.  The timed calls of each operation are split
-into rounds, and every round runs each system once, in a new random order,
-so that a noisy machine slows every system alike.  See
-``benchmarks/README.md`` for how to run it and read the results.
+The floors are the least a cache can do on each storage engine:
+``sqlite3-floor`` is a bare sqlite3 table, ``lmdb-floor`` a bare LMDB
+database (skipped when the ``lmdb`` package is missing).  For each workload
+(value size x key count) every system is opened in its own directory and
+pre-populated with the same keys; then get-hit, get-miss, set (overwrite)
+and delete are timed one call at a time with ``time.perf_counter_ns()``.
+The timed calls of each operation are split into rounds, and every round
+runs each system once, in a new random order, so that a noisy machine slows
+every system alike.  Each cachekit store is reported over diskcache and over
+each floor.  See ``benchmarks/README.md`` for how to run it and read the
+results.
 """
 
 from __future__ import annotations
@@ -42,7 +46,12 @@ QUICK_KEYS = (1_000,)
 DEFAULT_ROUNDS = 10
 WARMUP_OPS = 100
 DISKCACHE = "diskcache"
-FLOOR = "sqlite3-floor"
+SQLITE_FLOOR = "sqlite3-floor"
+LMDB_FLOOR = "lmdb-floor"
+FLOORS = (SQLITE_FLOOR, LMDB_FLOOR)
+#: What each cachekit store is divided by in the ratios, in the order of the report's columns.
+REFERENCES = (DISKCACHE, *FLOORS)
+LMDB_MAP_SIZE = 1 << 30
 CACHEKIT_PREFIX = "cachekit:"
 
 
@@ -67,6 +76,11 @@ class System:
     delete: Callable[[str], Any]
 
     def populate(self, keys: Iterable[str], value: bytes) -> None:
+        """Store ``value`` under every key, in one write transaction."""
+        self.populate_items((key, value) for key in keys)
+
+    def populate_items(self, items: Iterable[tuple[str, bytes]]) -> None:
+        """Store every ``(key, value)`` pair, in one write transaction."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -83,10 +97,10 @@ class CacheSystem(System):
         self.set = cache.set
         self.delete = cache.delete
 
-    def populate(self, keys: Iterable[str], value: bytes) -> None:
+    def populate_items(self, items: Iterable[tuple[str, bytes]]) -> None:
         cache = self._cache
         with cache.transact():
-            for key in keys:
+            for key, value in items:
                 cache.set(key, value)
 
     def close(self) -> None:
@@ -107,7 +121,7 @@ class SqliteFloor(System):
     """
 
     def __init__(self, directory: str) -> None:
-        self.name = FLOOR
+        self.name = SQLITE_FLOOR
         os.makedirs(directory, exist_ok=True)
         connection = sqlite3.connect(os.path.join(directory, "floor.db"), isolation_level=None)
         connection.execute("PRAGMA journal_mode = WAL")
@@ -144,11 +158,11 @@ class SqliteFloor(System):
         self.set = set_
         self.delete = delete
 
-    def populate(self, keys: Iterable[str], value: bytes) -> None:
+    def populate_items(self, items: Iterable[tuple[str, bytes]]) -> None:
         connection = self._connection
         connection.execute("BEGIN IMMEDIATE")
         try:
-            connection.executemany(_FLOOR_SET, ((key, value) for key in keys))
+            connection.executemany(_FLOOR_SET, items)
         except BaseException:
             connection.execute("ROLLBACK")
             raise
@@ -156,6 +170,51 @@ class SqliteFloor(System):
 
     def close(self) -> None:
         self._connection.close()
+
+
+class LmdbFloor(System):
+    """The least a cache on LMDB can do: one named database, one transaction per operation.
+
+    ``sync=False, metasync=False``, the durability the cachekit LMDB store
+    uses by default (a commit survives a crash of the process, not a power
+    loss), and a 1 GiB map.  A get is one read transaction, a set or a
+    delete one committed write transaction; keys are UTF-8.
+    """
+
+    def __init__(self, directory: str) -> None:
+        import lmdb
+
+        self.name = LMDB_FLOOR
+        environment = lmdb.open(directory, map_size=LMDB_MAP_SIZE, sync=False, metasync=False, max_dbs=1)
+        database = environment.open_db(b"kv")
+        self._environment = environment
+        self._database = database
+        begin = environment.begin
+
+        def get(key: str) -> bytes | None:
+            with begin(db=database) as transaction:
+                return transaction.get(key.encode())
+
+        def set_(key: str, value: bytes) -> bool:
+            with begin(db=database, write=True) as transaction:
+                transaction.put(key.encode(), value)
+            return True
+
+        def delete(key: str) -> bool:
+            with begin(db=database, write=True) as transaction:  # commits on the way out
+                return transaction.delete(key.encode())
+
+        self.get = get
+        self.set = set_
+        self.delete = delete
+
+    def populate_items(self, items: Iterable[tuple[str, bytes]]) -> None:
+        with self._environment.begin(db=self._database, write=True) as transaction:
+            for key, value in items:
+                transaction.put(key.encode(), value)
+
+    def close(self) -> None:
+        self._environment.close()
 
 
 @dataclass(frozen=True)
@@ -199,16 +258,25 @@ def diskcache_available() -> bool:
     return True
 
 
+def lmdb_available() -> bool:
+    try:
+        import lmdb  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def select_specs(wanted: Sequence[str] | None, notes: list[str]) -> list[Spec]:
     """The systems to run: all available ones, or those ``wanted`` names pick.
 
-    A name is a system (``cachekit:sqlite``, ``diskcache``, ``sqlite3-floor``),
-    a store name alone (``sqlite``), ``cachekit`` (every store) or ``floor``.
-    Raises ``ValueError`` for an unknown name.  Missing diskcache is a note,
-    not an error.
+    A name is a system (``cachekit:sqlite``, ``diskcache``, ``sqlite3-floor``,
+    ``lmdb-floor``), a store name alone (``sqlite``), ``cachekit`` (every
+    store), ``floor`` (both floors) or ``sqlite3`` (the sqlite3 floor).
+    Raises ``ValueError`` for an unknown name.  Missing diskcache or lmdb is
+    a note, not an error.
     """
     stores = store_names()
-    known = [CACHEKIT_PREFIX + store for store in stores] + [DISKCACHE, FLOOR]
+    known = [CACHEKIT_PREFIX + store for store in stores] + [DISKCACHE, *FLOORS]
     if wanted is None:
         chosen = list(known)
     else:
@@ -218,14 +286,16 @@ def select_specs(wanted: Sequence[str] | None, notes: list[str]) -> list[Spec]:
                 matches = [CACHEKIT_PREFIX + store for store in stores]
             elif token in stores:
                 matches = [CACHEKIT_PREFIX + token]
-            elif token in ("floor", "sqlite3"):
-                matches = [FLOOR]
+            elif token == "floor":
+                matches = list(FLOORS)
+            elif token == "sqlite3":
+                matches = [SQLITE_FLOOR]
             elif token in known:
                 matches = [token]
             else:
                 raise ValueError(
                     f"unknown system {token!r}; choose from {', '.join(known)} "
-                    "(or a store name alone, 'cachekit' for every store, 'floor')"
+                    "(or a store name alone, 'cachekit' for every store, 'floor' for both floors)"
                 )
             chosen.extend(name for name in matches if name not in chosen)
     specs: list[Spec] = []
@@ -235,8 +305,13 @@ def select_specs(wanted: Sequence[str] | None, notes: list[str]) -> list[Spec]:
                 notes.append("python-diskcache is not installed: skipped (pip install diskcache)")
                 continue
             specs.append(_diskcache_spec())
-        elif name == FLOOR:
-            specs.append(Spec(FLOOR, SqliteFloor))
+        elif name == SQLITE_FLOOR:
+            specs.append(Spec(SQLITE_FLOOR, SqliteFloor))
+        elif name == LMDB_FLOOR:
+            if not lmdb_available():
+                notes.append("the lmdb package is not installed: lmdb-floor skipped (pip install lmdb)")
+                continue
+            specs.append(Spec(LMDB_FLOOR, LmdbFloor))
         else:
             specs.append(_cachekit_spec(name[len(CACHEKIT_PREFIX) :]))
     return specs
@@ -476,13 +551,13 @@ class Workload:
 
 
 def ratios(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each cachekit store over diskcache (and over the sqlite3 floor), per operation."""
+    """Each cachekit store over diskcache and over each floor, per operation."""
     by_key = {(row["system"], row["value_size"], row["key_count"], row["operation"]): row for row in rows}
     out = []
     for (system, size, count, operation), row in by_key.items():
         if not system.startswith(CACHEKIT_PREFIX):
             continue
-        for reference in (DISKCACHE, FLOOR):
+        for reference in REFERENCES:
             other = by_key.get((reference, size, count, operation))
             if other is None:
                 continue
@@ -542,7 +617,17 @@ def _filesystem(path: str) -> str | None:
     return kind
 
 
+def _lmdb_library() -> str | None:
+    """The version of the LMDB C library the ``lmdb`` package is built with, or None without the package."""
+    try:
+        import lmdb
+    except ImportError:
+        return None
+    return ".".join(str(part) for part in lmdb.version())
+
+
 def machine(data_dir: str) -> dict[str, Any]:
+    """The machine, the software and the data directory of a run, as printed at the top of a report."""
     usable: int | None
     try:
         usable = len(os.sched_getaffinity(0))
@@ -561,7 +646,8 @@ def machine(data_dir: str) -> dict[str, Any]:
         "cpus_usable": usable,
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "sqlite": sqlite3.sqlite_version,
-        "packages": {name: _version(name) for name in ("cachekit", "diskcache", "msgpack", "pluggy")},
+        "lmdb_library": _lmdb_library(),
+        "packages": {name: _version(name) for name in ("cachekit", "diskcache", "lmdb", "msgpack", "pluggy")},
         "stores": {
             info.name: {"target": info.target, "distribution": info.distribution, "version": info.version}
             for info in cachekit.plugins.installed()
@@ -589,16 +675,16 @@ def format_size(size: int) -> str:
     return f"{size} B"
 
 
-def print_header(info: dict[str, Any], config: dict[str, Any], notes: Sequence[str]) -> None:
+def print_machine(info: dict[str, Any]) -> None:
+    """The lines of a report's header that describe the machine and the software (see ``machine``)."""
     packages = ", ".join(f"{name} {version}" for name, version in info["packages"].items())
-    print("# cachekit latency benchmark")
-    print()
     print(f"- machine: {info['platform']}; {info['cpu_model'] or 'unknown CPU'}")
     print(f"- CPUs: {info['cpu_count']} ({info['cpus_usable']} usable by this process)")
     load = info["load_average"]
     if load is not None:
         print(f"- load average at start: {' '.join(f'{figure:.2f}' for figure in load)}")
-    print(f"- Python: {info['python']}; SQLite {info['sqlite']}")
+    lmdb_library = f"; LMDB {info['lmdb_library']}" if info["lmdb_library"] else ""
+    print(f"- Python: {info['python']}; SQLite {info['sqlite']}{lmdb_library}")
     print(f"- packages: {packages}")
     stores = ", ".join(
         f"{name} ({where['target']}, {where['distribution'] or 'registered at run time'}"
@@ -607,6 +693,12 @@ def print_header(info: dict[str, Any], config: dict[str, Any], notes: Sequence[s
     )
     print(f"- cachekit stores: {stores}")
     print(f"- data directory: {info['data_dir']} (filesystem: {info['filesystem'] or 'unknown'})")
+
+
+def print_header(info: dict[str, Any], config: dict[str, Any], notes: Sequence[str]) -> None:
+    print("# cachekit latency benchmark")
+    print()
+    print_machine(info)
     rounds = {count: len(chunk_lengths(config["ops"], config["rounds"], count)) for count in config["key_counts"]}
     exceptions = ", ".join(f"{n} with {count:,} keys" for count, n in rounds.items() if n != config["rounds"])
     print(
@@ -620,6 +712,15 @@ def print_header(info: dict[str, Any], config: dict[str, Any], notes: Sequence[s
     print()
 
 
+#: The latency columns of a report's tables: a statistic of ``summarize`` and its header.
+LATENCY_COLUMNS = (("median_us", "median us"), ("p90_us", "p90 us"), ("p99_us", "p99 us"), ("max_us", "max us"))
+
+
+def latency_cells(row: dict[str, Any]) -> str:
+    """The median, p90, p99 and max of ``row`` as Markdown cells under the headers of ``LATENCY_COLUMNS``."""
+    return " | ".join(f"{format_us(row[name]):>{len(header)}}" for name, header in LATENCY_COLUMNS)
+
+
 def print_workload(workload: Workload, rows: Sequence[dict[str, Any]], ratio_rows: Sequence[dict[str, Any]]) -> None:
     print(f"## {format_size(workload.size)} values, {workload.count:,} keys")
     print()
@@ -630,29 +731,55 @@ def print_workload(workload: Workload, rows: Sequence[dict[str, Any]], ratio_row
     print(f"| {'system':<{width}} | operation | median us | p90 us | p99 us | max us |")
     print(f"|{'-' * (width + 2)}|-----------|----------:|-------:|-------:|-------:|")
     for row in rows:
-        figures = " | ".join(
-            f"{format_us(row[name]):>{len(header)}}"
-            for name, header in (
-                ("median_us", "median us"),
-                ("p90_us", "p90 us"),
-                ("p99_us", "p99 us"),
-                ("max_us", "max us"),
-            )
-        )
-        print(f"| {row['system']:<{width}} | {row['operation']:<9} | {figures} |")
+        print(f"| {row['system']:<{width}} | {row['operation']:<9} | {latency_cells(row)} |")
     print()
-    mine = [ratio for ratio in ratio_rows if ratio["versus"] == DISKCACHE]
-    if mine:
-        for ratio in mine:
-            print(
-                f"- {ratio['store']} {ratio['operation']} median: {ratio['median']:.2f}x diskcache "
-                f"(p99: {ratio['p99']:.2f}x)"
-            )
-        print()
+    print_ratios(ratio_rows)
     for name, error in workload.errors.items():
         print(f"- **{name} FAILED** in this workload: {error.splitlines()[-1]}")
     if workload.errors:
         print()
+
+
+def format_ratio(value: float) -> str:
+    return f"{value:.2f}x" if value < 100 else f"{value:,.0f}x"
+
+
+def print_ratios(ratio_rows: Sequence[dict[str, Any]]) -> None:
+    """One row per store and operation, one column per reference: the median ratio, and the p99 one in brackets."""
+    references = [name for name in REFERENCES if any(ratio["versus"] == name for ratio in ratio_rows)]
+    if not references:
+        return
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    for ratio in ratio_rows:
+        text = f"{format_ratio(ratio['median'])} ({format_ratio(ratio['p99'])})"
+        cells.setdefault((ratio["store"], ratio["operation"]), {})[ratio["versus"]] = text
+    width = max(len(name) for name in ["store", *(store for store, _ in cells)])
+    widths = [max(len(name), *(len(row.get(name, "-")) for row in cells.values())) for name in references]
+    print("Each store over each reference: median ratio (p99 ratio); below 1.00x the store is faster.")
+    print()
+    print(
+        f"| {'store':<{width}} | operation | "
+        + " | ".join(f"{name:>{w}}" for name, w in zip(references, widths, strict=True))
+        + " |"
+    )
+    print(f"|{'-' * (width + 2)}|-----------|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|")
+    for (store, operation), row in cells.items():
+        figures = " | ".join(f"{row.get(name, '-'):>{w}}" for name, w in zip(references, widths, strict=True))
+        print(f"| {store:<{width}} | {operation:<9} | {figures} |")
+    print()
+
+
+def print_finish(info: dict[str, Any], elapsed: float, failures: int) -> None:
+    """The last lines of a report; also records ``load_average_at_end`` in ``info``."""
+    try:
+        info["load_average_at_end"] = list(os.getloadavg())
+    except OSError:
+        info["load_average_at_end"] = None
+    end_load = info["load_average_at_end"]
+    load_text = f"; load average at end: {' '.join(f'{figure:.2f}' for figure in end_load)}" if end_load else ""
+    print(f"Finished in {elapsed:.1f} s{load_text}.")
+    if failures:
+        print(f"{failures} system run(s) FAILED; see above.")
 
 
 def print_summary(rows: Sequence[dict[str, Any]], workloads: Sequence[tuple[int, int]]) -> None:
@@ -720,11 +847,24 @@ def _positive(text: str) -> int:
     return value
 
 
+def system_list(text: str) -> list[str]:
+    """The names of a ``--systems`` option, for ``select_specs``."""
+    return [token.strip() for token in text.split(",") if token.strip()]
+
+
+SYSTEMS_HELP = (
+    "comma-separated: cachekit:STORE or STORE, cachekit (every store), diskcache, sqlite3-floor, lmdb-floor, "
+    "floor (both floors)"
+)
+
+
 def parser() -> argparse.ArgumentParser:
     result = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Per-operation latency (median, p90, p99, max) of get-hit, get-miss, set and delete for "
-        "every installed cachekit store, python-diskcache and a bare sqlite3 table.",
+        "every installed cachekit store, python-diskcache, a bare sqlite3 table and a bare LMDB database.",
+        epilog="'python -m benchmarks latency [options]' is the same; 'python -m benchmarks mixed --help' "
+        "describes the multi-process mixed-workload benchmark.",
     )
     result.add_argument("--quick", action="store_true", help=f"smoke test: {QUICK_OPS} calls, 1,000 keys only")
     result.add_argument("--ops", type=_positive, help=f"timed calls per operation (default {DEFAULT_OPS:,})")
@@ -732,12 +872,7 @@ def parser() -> argparse.ArgumentParser:
         "--sizes", type=_sizes, help="value sizes in bytes, comma-separated; 1k = 1024 (default 100,1k)"
     )
     result.add_argument("--keys", type=_counts, help="key counts, comma-separated; 1k = 1000 (default 1k,100k)")
-    result.add_argument(
-        "--systems",
-        type=lambda text: [token.strip() for token in text.split(",") if token.strip()],
-        help="comma-separated: cachekit:STORE or STORE, cachekit (every store), diskcache, sqlite3-floor "
-        "(default: all)",
-    )
+    result.add_argument("--systems", type=system_list, help=f"{SYSTEMS_HELP} (default: all)")
     result.add_argument("--rounds", type=_positive, default=DEFAULT_ROUNDS, help="interleaved rounds (default 10)")
     result.add_argument("--seed", type=int, default=0, help="seed of the key samples (default 0)")
     result.add_argument("--dir", help="where to create the caches (default: the system temporary directory)")
@@ -798,15 +933,7 @@ def run(
         shutil.rmtree(base, ignore_errors=True)
     print_summary(rows, workloads)
     elapsed = time.perf_counter() - started
-    try:
-        info["load_average_at_end"] = list(os.getloadavg())
-    except OSError:
-        info["load_average_at_end"] = None
-    end_load = info["load_average_at_end"]
-    load_text = f"; load average at end: {' '.join(f'{figure:.2f}' for figure in end_load)}" if end_load else ""
-    print(f"Finished in {elapsed:.1f} s{load_text}.")
-    if errors:
-        print(f"{len(errors)} system run(s) FAILED; see above.")
+    print_finish(info, elapsed, len(errors))
     report = {
         "machine": info,
         "config": config,
@@ -820,6 +947,13 @@ def run(
     return report, not errors
 
 
+def write_json(path: str, report: dict[str, Any]) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=2)
+        handle.write("\n")
+    print(f"Wrote {path}.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command_line = parser()
@@ -831,8 +965,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         command_line.error(str(error))
     report, ok = run(args, specs, notes, argv)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(report, handle, indent=2)
-            handle.write("\n")
-        print(f"Wrote {args.json}.")
+        write_json(args.json, report)
     return 0 if ok else 1

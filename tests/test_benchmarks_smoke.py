@@ -1,4 +1,4 @@
-"""Smoke test of the latency benchmark: it runs and reports figures (no timing assertions)."""
+"""Smoke tests of the benchmarks: they run and report figures (no timing assertions)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 OPERATIONS = ("get-hit", "get-miss", "set", "delete")
+MIXED_OPERATIONS = ("get", "set", "delete")
+STATISTICS = ("median_us", "p90_us", "p99_us", "max_us")
 
 
 def run_benchmark(*arguments: str, prelude: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -61,3 +65,67 @@ def test_runs_without_diskcache(tmp_path: Path) -> None:
     systems = {row["system"] for row in report["results"]}
     assert "diskcache" not in systems
     assert "cachekit:sqlite" in systems
+
+
+def test_lmdb_floor_reports_every_operation(tmp_path: Path) -> None:
+    pytest.importorskip("lmdb")
+    output = tmp_path / "latency.json"
+    completed = run_benchmark("--quick", "--systems", "sqlite,floor", "--json", str(output))
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    report = json.loads(output.read_text(encoding="utf-8"))
+    assert report["errors"] == []
+    assert report["config"]["systems"] == ["cachekit:sqlite", "sqlite3-floor", "lmdb-floor"]
+    rows = {(row["system"], row["operation"]): row for row in report["results"] if row["key_count"] == 1000}
+    for operation in OPERATIONS:
+        row = rows[("lmdb-floor", operation)]
+        assert row["samples"] > 0
+        for statistic in STATISTICS:
+            assert row[statistic] > 0, (operation, statistic, row)
+    versus = {(ratio["versus"], ratio["operation"]) for ratio in report["ratios"] if ratio["store"] == "sqlite"}
+    assert {("lmdb-floor", operation) for operation in OPERATIONS} <= versus
+    assert "| lmdb-floor      | get-hit" in completed.stdout
+
+
+def test_lmdb_floor_is_skipped_without_lmdb(tmp_path: Path) -> None:
+    output = tmp_path / "latency.json"
+    completed = run_benchmark(
+        "latency",  # the explicit name of the default benchmark
+        "--quick",
+        "--ops",
+        "20",
+        "--sizes",
+        "100",
+        "--systems",
+        "sqlite,floor",
+        "--json",
+        str(output),
+        prelude="import sys; sys.modules['lmdb'] = None",  # makes `import lmdb` fail
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "lmdb package is not installed" in completed.stdout
+    report = json.loads(output.read_text(encoding="utf-8"))
+    assert {row["system"] for row in report["results"]} == {"cachekit:sqlite", "sqlite3-floor"}
+
+
+def test_mixed_quick_run_reports_every_operation_and_a_throughput(tmp_path: Path) -> None:
+    output = tmp_path / "mixed.json"
+    completed = run_benchmark("mixed", "--quick", "--systems", "sqlite", "--json", str(output))
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    report = json.loads(output.read_text(encoding="utf-8"))
+    assert report["errors"] == []
+    counts = report["config"]["processes"]
+    assert counts
+    rows = {(row["system"], row["processes"], row["operation"]): row for row in report["results"]}
+    throughputs = {(row["system"], row["processes"]): row for row in report["throughput"]}
+    for processes in counts:
+        for operation in MIXED_OPERATIONS:
+            row = rows[("cachekit:sqlite", processes, operation)]
+            assert row["samples"] > 0, (processes, operation)
+            for statistic in STATISTICS:
+                assert row[statistic] > 0, (processes, operation, statistic, row)
+            assert row["median_us"] <= row["p90_us"] <= row["p99_us"] <= row["max_us"]
+        throughput = throughputs[("cachekit:sqlite", processes)]
+        assert throughput["ops_per_second"] > 0
+        assert throughput["operations"] == processes * report["config"]["ops_per_process"]
+        assert len(throughput["worker_seconds"]) == processes
+    assert "| cachekit:sqlite | get" in completed.stdout
