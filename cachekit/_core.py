@@ -451,10 +451,13 @@ class CacheCore(Accounting):
                         if self._statistics:
                             self._count_lookup("misses")
                         return default
-                    try:
-                        value = self._decode(serializer, payload)
-                    except SerializationError:
-                        value = _MISSING  # the slow path counts and logs it
+                    if serializer == "bytes":
+                        value = payload  # stored as is, never signed: no decoder to call
+                    else:
+                        try:
+                            value = self._decode(serializer, payload)
+                        except SerializationError:
+                            value = _MISSING  # the slow path counts and logs it
                     if value is not _MISSING:
                         if self._statistics:
                             self._count_lookup("hits")

@@ -64,9 +64,13 @@ class Entry(NamedTuple):
     """The encoded tag, or ``None``."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Totals:
-    """Aggregates a store keeps current inside every write transaction."""
+    """Aggregates a store keeps current inside every write transaction (read-only by convention).
+
+    Not frozen: every write builds one, to cull, and a frozen dataclass
+    costs several times more to construct.
+    """
 
     count: int
     """Number of entries, expired ones included."""

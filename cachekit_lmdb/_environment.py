@@ -113,6 +113,14 @@ def network_filesystem(directory: str) -> str | None:
     return kind if kind in _NETWORK_FILESYSTEMS else None
 
 
+def _try_flock(descriptor: int) -> bool:
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 class _Settings(NamedTuple):
     map_size: int
     map_size_limit: int
@@ -128,6 +136,8 @@ class SharedEnvironment:
         self.path = os.path.join(directory, DATA_FILE)
         self.settings = settings
         self.handles: Handles | None = None
+        self.fast: tuple[Any, Any, threading.Lock] | None = None
+        """``(env, entries database, gate)`` for the read path, or ``None`` when not open."""
         self.users = 0
         self.poisoned: str | None = None
         """Why this process cannot use the directory any more (set in a child forked at a bad moment)."""
@@ -150,11 +160,14 @@ class SharedEnvironment:
         if handles is not None:
             return handles
         with self.opening:
-            if self.handles is None:
+            handles = self.handles
+            if handles is None:
                 if self.poisoned is not None:
                     raise StoreError(self.poisoned)
-                self.handles = self._open()
-            return self.handles
+                handles = self._open()
+                self.handles = handles
+                self.fast = (handles.env, handles.entries, self.gate)
+            return handles
 
     def _open(self) -> Handles:
         kind = network_filesystem(self.directory)
@@ -245,6 +258,7 @@ class SharedEnvironment:
     def _close(self, handles: Handles) -> None:
         if self.users or self.handles is not handles:
             return
+        self.fast = None
         self.handles = None
         handles.env.close()
         if self.lock_fd >= 0:
@@ -264,12 +278,13 @@ class SharedEnvironment:
                 f"this thread already holds the write lock of {self.directory} through another "
                 "cache object; a second write transaction would wait for itself"
             )
-        deadline = self._deadline(timeout)
+        started = time.monotonic()
         acquired = self.writer.acquire(timeout=timeout) if timeout > 0 else self.writer.acquire(blocking=False)
         if not acquired:
             raise Timeout(f"the cache {self.directory} stayed locked by another writer beyond the timeout ({timeout}s)")
         try:
-            self._lock_file(deadline)
+            if self.lock_fd < 0 or not _try_flock(self.lock_fd):
+                self._lock_file(started + timeout)
         except BaseException:
             self.writer.release()
             raise
@@ -290,12 +305,7 @@ class SharedEnvironment:
             except OSError as error:
                 raise translate(error, path) from error
         pause = 0.00005
-        while True:
-            try:
-                fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                pass
+        while not _try_flock(self.lock_fd):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise Timeout(f"the cache {self.directory} stayed locked by another process beyond the timeout")
@@ -445,6 +455,7 @@ class SharedEnvironment:
 
     def after_fork_in_child(self) -> None:
         handles, self.handles = self.handles, None
+        self.fast = None
         safe = getattr(self, "_fork_safe", True)
         lock_fd = self.lock_fd
         self._reset_locks()

@@ -4,22 +4,23 @@ Pure functions over bytes: nothing here imports ``lmdb``.
 
 An entry is one record in the ``entries`` database under its key::
 
-    header (60 bytes, little-endian)
+    header (64 bytes, little-endian)
         expire_time   double   NaN when the entry never expires
+        serializer    uint8    code of a well-known serializer, or NAMED
+        name_len      uint8    length of the serializer name (NAMED only)
+        value_offset  uint32   where the inline payload starts; 0 when it lives in a value file
         store_time    double
         access_time   double
         access_count  int64
         size          int64
         seq           uint64   insertion sequence number
-        serializer    uint8    code of a well-known serializer, or NAMED
-        name_len      uint8    length of the serializer name (NAMED only)
         filename_len  uint16   0 when the payload is inline
         tag_len       uint32   0 when the entry has no tag
         key_len       uint32   0 unless the key was too long to be the record's own key
     serializer name, filename, tag, full key (each as long as the header says)
     payload (the rest; empty when the payload lives in a value file)
 
-The read path (:func:`lookup`) unpacks only the five fields it needs.
+The read path (:func:`lookup`) unpacks only the first three fields.
 
 Index keys sort as unsigned bytes (LMDB's default order), so every number
 in them is encoded big-endian with its order preserved: floats by the usual
@@ -41,28 +42,33 @@ __all__ = [
     "HEADER",
     "MAX_KEY",
     "RANK_ENCODERS",
+    "RecordError",
     "decode",
     "decode_sortable_float",
     "encode",
     "eviction_key",
     "expiry_key",
     "lookup",
+    "rank_encoder",
     "record_key",
     "sequence_of",
     "sortable_float",
     "tag_prefix",
 ]
 
-HEADER = struct.Struct("<dddqqQBBHII")
-_PEEK = struct.Struct("<d40xBBHII")
-_SEQ_FIELD = struct.Struct("<40xQ")
+HEADER = struct.Struct("<dBBIddqqQHII")
+PEEK = struct.Struct("<dBxI")
+"""The fields of the header the read path needs: expire time, serializer code, value offset."""
+_SEQ_FIELD = struct.Struct("<46xQ")
 _SEQ = struct.Struct(">Q")
 _DOUBLE = struct.Struct(">d")
 _UNSIGNED = struct.Struct(">Q")
+_PAIR = struct.Struct(">QQ")
+_BITS = struct.Struct(">Q")
 
 #: Serializers common enough to be recorded as one byte; any other name is stored in full.
-_CODES: tuple[str, ...] = ("bytes", "str", "int", "float", "pickle", "msgpack", "json", "raw")
-_CODE_OF = {name: code for code, name in enumerate(_CODES)}
+CODES: tuple[str, ...] = ("bytes", "str", "int", "float", "pickle", "msgpack", "json", "raw")
+_CODE_OF = {name: code for code, name in enumerate(CODES)}
 NAMED = 255
 
 #: Longest key LMDB accepts with its default build.  Longer keys are stored
@@ -94,34 +100,61 @@ def encode(entry: Entry, seq: int) -> bytes:
     key = entry.key
     full_key = key if len(key) > MAX_KEY else b""
     expire = entry.expire_time
+    value = entry.value if entry.filename is None and entry.value is not None else b""
+    variable = b"".join((name, filename, tag, full_key))
     header = HEADER.pack(
         _NEVER if expire is None else expire,
+        code,
+        len(name),
+        0 if filename else HEADER.size + len(variable),
         entry.store_time,
         entry.access_time,
         entry.access_count,
         entry.size,
         seq,
-        code,
-        len(name),
         len(filename),
         len(tag),
         len(full_key),
     )
-    value = entry.value if entry.filename is None and entry.value is not None else b""
-    return b"".join((header, name, filename, tag, full_key, value))
+    return b"".join((header, variable, value))
+
+
+class RecordError(ValueError):
+    """A record that cannot be decoded: the database is damaged."""
 
 
 def decode(stored_key: bytes, record: bytes) -> tuple[Entry, int]:
-    """The entry in ``record`` (stored under ``stored_key``) and its sequence number."""
-    (expire, store_time, access_time, access_count, size, seq, code, name_len, filename_len, tag_len, key_len) = (
-        HEADER.unpack_from(record)
-    )
+    """The entry in ``record`` (stored under ``stored_key``) and its sequence number.
+
+    Raises :class:`RecordError` for a damaged record.
+    """
+    try:
+        return _decode(stored_key, record)
+    except (struct.error, UnicodeDecodeError, IndexError) as error:
+        raise RecordError(f"the record under {stored_key[:40]!r} is damaged ({error})") from error
+
+
+def _decode(stored_key: bytes, record: bytes) -> tuple[Entry, int]:
+    (
+        expire,
+        code,
+        name_len,
+        value_offset,
+        store_time,
+        access_time,
+        access_count,
+        size,
+        seq,
+        filename_len,
+        tag_len,
+        key_len,
+    ) = HEADER.unpack_from(record)
     position = HEADER.size
     if code == NAMED:
         serializer = record[position : position + name_len].decode("utf-8")
         position += name_len
     else:
-        serializer = _CODES[code]
+        serializer = CODES[code]
     filename = None
     if filename_len:
         filename = record[position : position + filename_len].decode("ascii")
@@ -134,6 +167,10 @@ def decode(stored_key: bytes, record: bytes) -> tuple[Entry, int]:
     if key_len:
         key = record[position : position + key_len]
         position += key_len
+    if value_offset and value_offset != position:
+        raise RecordError(
+            f"the record under {stored_key[:40]!r} is damaged (payload offset {value_offset}, not {position})"
+        )
     value = None if filename is not None else record[position:]
     entry = Entry(
         key,
@@ -152,20 +189,16 @@ def decode(stored_key: bytes, record: bytes) -> tuple[Entry, int]:
 
 def lookup(record: bytes) -> Found:
     """``(value, filename, serializer, expire_time)`` of a record: the read path's fields only."""
-    expire, code, name_len, filename_len, tag_len, key_len = _PEEK.unpack_from(record)
+    expire, code, value_offset = PEEK.unpack_from(record)
     if expire != expire:  # noqa: PLR0124 - NaN means never; cheaper than math.isnan on the read path
         expire = None
-    if code != NAMED and not filename_len:
-        return record[60 + tag_len + key_len :], None, _CODES[code], expire
-    position = 60
-    if code == NAMED:
-        serializer = record[position : position + name_len].decode("utf-8")
-        position += name_len
-    else:
-        serializer = _CODES[code]
-    if filename_len:
-        return None, record[position : position + filename_len].decode("ascii"), serializer, expire
-    return record[position + tag_len + key_len :], None, serializer, expire
+    if code != NAMED:
+        if value_offset:
+            return record[value_offset:], None, CODES[code], expire
+        entry, _ = decode(b"", record)
+        return None, entry.filename, entry.serializer, expire
+    entry, _ = decode(b"", record)
+    return entry.value, entry.filename, entry.serializer, expire
 
 
 def full_key_of(stored_key: bytes, record: bytes) -> bytes:
@@ -216,21 +249,45 @@ RANK_ENCODERS: dict[str, Callable[[Entry], int]] = {
 }
 
 
+def rank_encoder(rank: Sequence[str]) -> Callable[[Entry, int], bytes] | None:
+    """A function giving the eviction-index key of an entry for ``rank`` (``None`` for no rank).
+
+    Built once per rank, with one ``struct`` call per key: it runs on every write.
+    """
+    if not rank:
+        return None
+    layout = struct.Struct(">" + "Q" * (len(rank) + 1))
+    pack = layout.pack
+    if rank in (("store_time",), ("access_time",)):  # the built-in time-based policies
+        index = Entry._fields.index(rank[0])
+        to_bits = _BITS.unpack
+
+        def encode_time(entry: Entry, seq: int) -> bytes:
+            (bits,) = to_bits(_DOUBLE.pack(entry[index]))
+            return pack(bits ^ _ALL if bits & _SIGN else bits | _SIGN, seq)
+
+        return encode_time
+    if len(rank) == 1 and rank[0][0] != "-":
+        field = RANK_ENCODERS[rank[0]]
+        return lambda entry, seq: pack(field(entry), seq)
+    fields = [(RANK_ENCODERS[name.lstrip("-")], _ALL if name[0] == "-" else 0) for name in rank]
+
+    def encode_rank(entry: Entry, seq: int) -> bytes:
+        return pack(*[field(entry) ^ flip for field, flip in fields], seq)
+
+    return encode_rank
+
+
 def eviction_key(rank: Sequence[str], entry: Entry, seq: int) -> bytes:
-    """The key of ``entry`` in the eviction index for ``rank``."""
-    parts = []
-    for field in rank:
-        if field[0] == "-":
-            parts.append(_UNSIGNED.pack(RANK_ENCODERS[field[1:]](entry) ^ _ALL))
-        else:
-            parts.append(_UNSIGNED.pack(RANK_ENCODERS[field](entry)))
-    parts.append(_SEQ.pack(seq))
-    return b"".join(parts)
+    """The key of ``entry`` in the eviction index for ``rank`` (see :func:`rank_encoder`)."""
+    encoder = rank_encoder(rank)
+    assert encoder is not None, "no eviction index without a rank"
+    return encoder(entry, seq)
 
 
 def expiry_key(expire_time: float, seq: int) -> bytes:
     """The key of an expiring entry in the expiry index."""
-    return _UNSIGNED.pack(sortable_float(expire_time)) + _SEQ.pack(seq)
+    return _PAIR.pack(sortable_float(expire_time), seq)
 
 
 def tag_prefix(tag: bytes) -> bytes:

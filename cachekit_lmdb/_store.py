@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import struct
 import threading
@@ -36,7 +37,7 @@ except ImportError as error:  # pragma: no cover - exercised by a test that hide
         f'the LMDB store needs the lmdb package, which is not installed ({error}); pip install "cachekit[lmdb]"'
     ) from error
 
-from cachekit import StoreError
+from cachekit import CorruptCache, StoreError
 from cachekit.plugins import (
     Capabilities,
     Entry,
@@ -52,11 +53,12 @@ from cachekit.plugins import (
 
 from . import _environment, _records
 from ._environment import Handles, SharedEnvironment, translate
-from ._records import _PREFIX, MAX_KEY, decode, decode_sortable_float, encode, record_key
+from ._records import _PREFIX, MAX_KEY, RecordError, decode, decode_sortable_float, encode, record_key
 
 __all__ = ["LMDBStore"]
 
-_TOTALS = struct.Struct("<qqQ")
+_TOTALS = struct.Struct("<qqQd")
+"""count, volume, next sequence number, next expire time (NaN: none)."""
 _COUNTER = struct.Struct("<q")
 _TOTALS_KEY = b"totals"
 _LAYOUT_KEY = b"layout"
@@ -65,6 +67,9 @@ _COUNTER_PREFIX = b"counter:"
 _UPDATABLE = frozenset({"expire_time", "access_time", "access_count", "tag"})
 _PAGE = 100
 _RETRY: Any = object()
+_PEEK = _records.PEEK.unpack_from
+_NATIVE_CODES = len(_records.CODES)
+_CODE_NAMES = _records.CODES
 _MIB = 2**20
 
 #: What a transaction replays after the map grew: (operation, arguments).
@@ -95,6 +100,8 @@ class _ThreadState(threading.local):
         """The open read transaction of :meth:`LMDBStore.read`, or ``None``."""
         self.log: list[_Operation] = []
         """Changes made in the write transaction, to replay if the map must grow."""
+        self.handles: Any = None
+        """The :class:`Handles` the transaction was begun on."""
 
 
 _open_stores: weakref.WeakSet[LMDBStore] = weakref.WeakSet()
@@ -168,14 +175,17 @@ class LMDBStore(Store):
         self._sync_after_commit = False
         self._forget_transactions()
         self._rank: tuple[str, ...] = ()
+        self._rank_key: Callable[[Entry, int], bytes] | None = None
         self._tag_index = False
         self._layout_raw: bytes | None = b""
         _open_stores.add(self)
 
     def _forget_transactions(self) -> None:
         self._local = _ThreadState()
-        self._active = 0
-        """Write transactions and snapshots open on this store, in any thread."""
+        self._writing = 0
+        """1 while a thread has a write transaction open on this store (changed under the writer lock)."""
+        self._reading = 0
+        """Snapshots (``read()``) open on this store, in any thread (changed under ``_active_lock``)."""
         self._active_lock = threading.Lock()
 
     # -- opening and closing ------------------------------------------------------
@@ -242,9 +252,9 @@ class LMDBStore(Store):
             shared.unlock_writer()
             raise
         state.txn = txn
+        state.handles = handles
         state.log = []
-        with self._active_lock:
-            self._active += 1
+        self._writing = 1
 
     def _end_write(self, commit: bool) -> None:
         state = self._local
@@ -259,8 +269,7 @@ class LMDBStore(Store):
         finally:
             state.txn = None
             state.log = []
-            with self._active_lock:
-                self._active -= 1
+            self._writing = 0
             self._shared.unlock_writer()
 
     def _commit(self, state: _ThreadState) -> None:
@@ -305,6 +314,7 @@ class LMDBStore(Store):
                 txn.abort()
                 raise translate(error, self.path) from error
             state.txn = txn
+            state.handles = handles
             return txn
 
     def _change(self, operation: Callable[..., Any], *arguments: Any) -> Any:
@@ -313,15 +323,16 @@ class LMDBStore(Store):
         if state.txn is None:
             with self.write():
                 return self._change(operation, *arguments)
-        handles = self._shared.open_handles()
         while True:
             try:
-                result = operation(state.txn, handles, *arguments)
+                result = operation(state.txn, state.handles, *arguments)
                 break
             except lmdb.MapFullError:
                 self._grow_and_replay(state)
             except lmdb.Error as error:
                 raise translate(error, self.path) from error
+            except RecordError as error:
+                raise CorruptCache(f"{self.path}: {error}; run check(fix=True)") from error
         state.log.append((operation, arguments))
         return result
 
@@ -338,13 +349,13 @@ class LMDBStore(Store):
             txn = self._begin_read()
             state.snapshot = txn
             with self._active_lock:
-                self._active += 1
+                self._reading += 1
             try:
                 yield
             finally:
                 state.snapshot = None
                 with self._active_lock:
-                    self._active -= 1
+                    self._reading -= 1
                 with contextlib.suppress(lmdb.Error):
                     txn.abort()
         finally:
@@ -378,11 +389,13 @@ class LMDBStore(Store):
                 return action(txn, self._shared.open_handles())
             except lmdb.Error as error:
                 raise translate(error, self.path) from error
+            except RecordError as error:
+                raise CorruptCache(f"{self.path}: {error}; run check(fix=True)") from error
         self._handles()
         shared = self._shared
         for _ in range(3):
             handles = shared.open_handles()
-            problem = None
+            problem: str | None = None
             shared.gate.acquire()
             try:
                 txn = handles.env.begin()
@@ -396,6 +409,8 @@ class LMDBStore(Store):
                 problem = "readers"
             except lmdb.Error as error:
                 raise translate(error, self.path) from error
+            except RecordError as error:
+                raise CorruptCache(f"{self.path}: {error}; run check(fix=True)") from error
             finally:
                 shared.gate.release()
             if problem == "resized":
@@ -421,16 +436,17 @@ class LMDBStore(Store):
         return self._read(action)  # type: ignore[no-any-return]
 
     def lookup(self, key: bytes) -> Found | None:
-        # The hot path of every read: no thread-local lookup unless a
-        # transaction is open on this store, one read transaction, and
-        # only the four fields a read needs are unpacked.
-        handles = self._shared.handles
-        if self._active or handles is None or self._closed or len(key) >= MAX_KEY:
+        # The hot path of every read, kept flat: no thread-local lookup unless
+        # a transaction is open on this store, one read-only LMDB transaction
+        # under the gate, and only the four fields a read needs unpacked
+        # (the same steps as _records.lookup, inlined to save a call).
+        fast = self._shared.fast
+        if fast is None or self._writing or self._reading or len(key) >= MAX_KEY:
             return self._slow_lookup(key)
-        gate = self._shared.gate
+        env, entries, gate = fast
         gate.acquire()
         try:
-            record = handles.env.begin(db=handles.entries).get(key)
+            record = env.begin(db=entries).get(key)
         except lmdb.Error:
             # A resized map, a full reader table, a closed environment: the slow path deals with them.
             record = _RETRY
@@ -440,6 +456,14 @@ class LMDBStore(Store):
             return None
         if record is _RETRY:
             return self._slow_lookup(key)
+        try:
+            expire, code, value_offset = _PEEK(record)
+        except struct.error:
+            return self._slow_lookup(key)  # raises CorruptCache
+        if expire != expire:  # noqa: PLR0124 - NaN means never
+            expire = None
+        if value_offset and code < _NATIVE_CODES:
+            return record[value_offset:], None, _CODE_NAMES[code], expire
         return _records.lookup(record)
 
     def _slow_lookup(self, key: bytes) -> Found | None:
@@ -453,23 +477,45 @@ class LMDBStore(Store):
 
     def _put(self, txn: Any, handles: Handles, entry: Entry) -> Entry | None:
         stored = record_key(entry.key)
-        count, volume, next_seq = self._load_totals(txn, handles)
         old_record = txn.get(stored, db=handles.entries)
-        old = None
+        expire = entry.expire_time
         if old_record is None:
-            seq = next_seq
-            next_seq += 1
-            count += 1
-            volume += entry.size
+            count, volume, seq, next_expiry = self._load_totals(txn, handles)
+            txn.put(stored, encode(entry, seq), db=handles.entries)
             txn.put(_records.seq_bytes(seq), stored, db=handles.insertion)
-        else:
-            old, seq = decode(stored, old_record)
-            volume += entry.size - old.size
-            self._unindex(txn, handles, old, seq)
+            self._index(txn, handles, entry, seq, stored)
+            if expire is not None and (next_expiry is None or expire < next_expiry):
+                next_expiry = expire
+            self._save_totals(txn, handles, count + 1, volume + entry.size, seq + 1, next_expiry)
+            return None
+        old, seq = decode(stored, old_record)
+        self._unindex(txn, handles, old, seq)
         txn.put(stored, encode(entry, seq), db=handles.entries)
         self._index(txn, handles, entry, seq, stored)
-        txn.put(_TOTALS_KEY, _TOTALS.pack(count, volume, next_seq), db=handles.meta)
+        # Totals change only when the size or an expire time does: an
+        # overwrite of the same size leaves the meta database untouched.
+        if old.size != entry.size or old.expire_time != expire:
+            count, volume, next_seq, next_expiry = self._load_totals(txn, handles)
+            next_expiry = self._next_expiry(txn, handles, next_expiry, old.expire_time, expire)
+            self._save_totals(txn, handles, count, volume + entry.size - old.size, next_seq, next_expiry)
         return old
+
+    def _next_expiry(
+        self, txn: Any, handles: Handles, current: float | None, removed: float | None, added: float | None
+    ) -> float | None:
+        """The earliest expire time after one entry's expire time went from ``removed`` to ``added``."""
+        if removed == added:
+            return current
+        if removed is not None and removed == current:
+            return self._first_expiry(txn, handles)  # the earliest one left: look it up
+        if added is not None and (current is None or added < current):
+            return added
+        return current
+
+    @staticmethod
+    def _first_expiry(txn: Any, handles: Handles) -> float | None:
+        cursor = txn.cursor(db=handles.expiry)
+        return decode_sortable_float(cursor.key()) if cursor.first() else None
 
     def update(self, key: bytes, changes: Mapping[str, Any]) -> bool:
         unknown = set(changes) - _UPDATABLE
@@ -491,6 +537,10 @@ class LMDBStore(Store):
         self._unindex(txn, handles, old, seq)
         txn.put(stored, encode(new, seq), db=handles.entries)
         self._index(txn, handles, new, seq, stored)
+        if new.expire_time != old.expire_time:
+            count, volume, next_seq, next_expiry = self._load_totals(txn, handles)
+            next_expiry = self._next_expiry(txn, handles, next_expiry, old.expire_time, new.expire_time)
+            self._save_totals(txn, handles, count, volume, next_seq, next_expiry)
         return True
 
     def delete(self, key: bytes) -> Entry | None:
@@ -504,11 +554,12 @@ class LMDBStore(Store):
         old, seq = decode(stored, record)
         if old.key != key:
             return None
-        count, volume, next_seq = self._load_totals(txn, handles)
         self._unindex(txn, handles, old, seq)
         txn.delete(_records.seq_bytes(seq), db=handles.insertion)
         txn.delete(stored, db=handles.entries)
-        txn.put(_TOTALS_KEY, _TOTALS.pack(count - 1, volume - old.size, next_seq), db=handles.meta)
+        count, volume, next_seq, next_expiry = self._load_totals(txn, handles)
+        next_expiry = self._next_expiry(txn, handles, next_expiry, old.expire_time, None)
+        self._save_totals(txn, handles, count - 1, volume - old.size, next_seq, next_expiry)
         return old
 
     # -- indexes ------------------------------------------------------------------------------
@@ -516,16 +567,18 @@ class LMDBStore(Store):
         """Add ``entry`` to the expiry, eviction and tag indexes (insertion is done by the caller)."""
         if entry.expire_time is not None:
             txn.put(_records.expiry_key(entry.expire_time, seq), stored, db=handles.expiry)
-        if self._rank:
-            txn.put(_records.eviction_key(self._rank, entry, seq), stored, db=handles.eviction)
+        rank_key = self._rank_key
+        if rank_key is not None:
+            txn.put(rank_key(entry, seq), stored, db=handles.eviction)
         if self._tag_index and entry.tag is not None:
             txn.put(_records.tag_prefix(entry.tag) + _records.seq_bytes(seq), stored, db=handles.tags)
 
     def _unindex(self, txn: Any, handles: Handles, entry: Entry, seq: int) -> None:
         if entry.expire_time is not None:
             txn.delete(_records.expiry_key(entry.expire_time, seq), db=handles.expiry)
-        if self._rank:
-            txn.delete(_records.eviction_key(self._rank, entry, seq), db=handles.eviction)
+        rank_key = self._rank_key
+        if rank_key is not None:
+            txn.delete(rank_key(entry, seq), db=handles.eviction)
         if self._tag_index and entry.tag is not None:
             txn.delete(_records.tag_prefix(entry.tag) + _records.seq_bytes(seq), db=handles.tags)
 
@@ -536,6 +589,7 @@ class LMDBStore(Store):
         """Adopt the index layout recorded in the database (another process may have changed it)."""
         layout = json.loads(raw) if raw else {}
         self._rank = tuple(layout.get("rank", ()))
+        self._rank_key = _records.rank_encoder(self._rank)
         self._tag_index = bool(layout.get("tags", False))
         self._layout_raw = raw
 
@@ -565,10 +619,11 @@ class LMDBStore(Store):
         txn.drop(handles.eviction, delete=False)
         txn.drop(handles.tags, delete=False)
         self._save_layout(txn, handles, rank, tags)
+        rank_key = self._rank_key
         for stored, record in txn.cursor(db=handles.entries):
             entry, seq = decode(stored, record)
-            if rank:
-                txn.put(_records.eviction_key(rank, entry, seq), stored, db=handles.eviction)
+            if rank_key is not None:
+                txn.put(rank_key(entry, seq), stored, db=handles.eviction)
             if tags and entry.tag is not None:
                 txn.put(_records.tag_prefix(entry.tag) + _records.seq_bytes(seq), stored, db=handles.tags)
 
@@ -718,21 +773,30 @@ class LMDBStore(Store):
 
     # -- totals, settings, counters -------------------------------------------------------------
     @staticmethod
-    def _load_totals(txn: Any, handles: Handles) -> tuple[int, int, int]:
+    def _load_totals(txn: Any, handles: Handles) -> tuple[int, int, int, float | None]:
+        """``(count, volume, next sequence number, next expire time)``."""
         raw = txn.get(_TOTALS_KEY, db=handles.meta)
         if raw is None:
-            return 0, 0, 1
-        count, volume, next_seq = _TOTALS.unpack(raw)
-        return count, volume, next_seq
+            return 0, 0, 1, None
+        count, volume, next_seq, next_expiry = _TOTALS.unpack(raw)
+        return count, volume, next_seq, None if next_expiry != next_expiry else next_expiry  # noqa: PLR0124
+
+    @staticmethod
+    def _save_totals(
+        txn: Any, handles: Handles, count: int, volume: int, next_seq: int, next_expiry: float | None
+    ) -> None:
+        packed = _TOTALS.pack(count, volume, next_seq, math.nan if next_expiry is None else next_expiry)
+        txn.put(_TOTALS_KEY, packed, db=handles.meta)
 
     def totals(self) -> Totals:
-        def action(txn: Any, handles: Handles) -> Totals:
-            count, volume, _ = self._load_totals(txn, handles)
-            cursor = txn.cursor(db=handles.expiry)
-            next_expiry = decode_sortable_float(cursor.key()) if cursor.first() else None
-            return Totals(count, volume, next_expiry)
+        state = self._local
+        if state.txn is not None:  # every write asks, to cull: no detour through _read
+            return self._totals_in(state.txn, state.handles)
+        return self._read(self._totals_in)  # type: ignore[no-any-return]
 
-        return self._read(action)  # type: ignore[no-any-return]
+    def _totals_in(self, txn: Any, handles: Handles) -> Totals:
+        count, volume, _, next_expiry = self._load_totals(txn, handles)
+        return Totals(count, volume, next_expiry)
 
     def load_settings(self) -> dict[str, Any]:
         def action(txn: Any, handles: Handles) -> dict[str, Any]:
@@ -805,8 +869,8 @@ class LMDBStore(Store):
         for stored, record in txn.cursor(db=handles.entries):
             try:
                 entry, seq = decode(stored, record)
-            except (struct.error, UnicodeDecodeError, IndexError, ValueError) as error:
-                problems.append(f"the record of key {stored[:40]!r} cannot be decoded ({error})")
+            except RecordError as error:
+                problems.append(str(error))
                 undecodable.append(stored)
                 continue
             count += 1
@@ -815,8 +879,8 @@ class LMDBStore(Store):
             expected["insertion"].add((_records.seq_bytes(seq), stored))
             if entry.expire_time is not None:
                 expected["expiry"].add((_records.expiry_key(entry.expire_time, seq), stored))
-            if self._rank:
-                expected["eviction"].add((_records.eviction_key(self._rank, entry, seq), stored))
+            if self._rank_key is not None:
+                expected["eviction"].add((self._rank_key(entry, seq), stored))
             if self._tag_index and entry.tag is not None:
                 expected["tags"].add((_records.tag_prefix(entry.tag) + _records.seq_bytes(seq), stored))
         for name, wanted in expected.items():
@@ -833,14 +897,16 @@ class LMDBStore(Store):
         if fix:
             for stored in undecodable:
                 txn.delete(stored, db=handles.entries)
-        recorded_count, recorded_volume, next_seq = self._load_totals(txn, handles)
-        if (recorded_count, recorded_volume) != (count, volume) or next_seq <= top_seq:
+        recorded_count, recorded_volume, next_seq, recorded_expiry = self._load_totals(txn, handles)
+        next_expiry = self._first_expiry(txn, handles)
+        if (recorded_count, recorded_volume, recorded_expiry) != (count, volume, next_expiry) or next_seq <= top_seq:
             problems.append(
-                f"totals say {recorded_count} entries and {recorded_volume} bytes (next sequence {next_seq}), "
-                f"the entries add up to {count} and {volume} (highest sequence {top_seq})"
+                f"totals say {recorded_count} entries, {recorded_volume} bytes, next expiry {recorded_expiry} "
+                f"and next sequence {next_seq}; the entries add up to {count}, {volume}, {next_expiry} "
+                f"(highest sequence {top_seq})"
             )
             if fix:
-                txn.put(_TOTALS_KEY, _TOTALS.pack(count, volume, max(next_seq, top_seq + 1)), db=handles.meta)
+                self._save_totals(txn, handles, count, volume, max(next_seq, top_seq + 1), next_expiry)
 
 
 def _in_key_range(key: bytes, start: bytes | None, stop: bytes | None) -> bool:
