@@ -25,7 +25,15 @@ from typing import Any, BinaryIO, TypeVar
 
 from . import _config, _directory
 from ._accounting import Accounting
-from ._errors import ConfigError, InsecureDirectory, SerializationError, Timeout, UnsupportedOperation
+from ._errors import (
+    ConfigError,
+    InsecureDirectory,
+    SerializationError,
+    StorageFull,
+    StoreError,
+    Timeout,
+    UnsupportedOperation,
+)
 from ._files import ValueFiles
 from ._interfaces import Access, Entry, EvictionPolicy, Order, Serializer, Store, StoreConfig
 from ._keys import KeyCodec
@@ -345,8 +353,14 @@ class CacheCore(Accounting):
         if entry is None:
             return False
         try:
-            with WriteTransaction(self, retry) as state:
-                self._put(entry, state, now)
+            try:
+                with WriteTransaction(self, retry) as state:
+                    self._put(entry, state, now)
+            except StorageFull:
+                if not self._make_room(entry.size):
+                    raise
+                with WriteTransaction(self, retry) as state:
+                    self._put(entry, state, now)
         except BaseException:
             if entry.filename is not None:
                 self._files.remove(entry.filename)
@@ -381,6 +395,50 @@ class CacheCore(Accounting):
             state.obsolete.append(old.filename)
         self._cull(now, state)
 
+    def _add_entry(self, entry: Entry, retry: bool, now: float) -> bool:
+        with WriteTransaction(self, retry) as state:
+            old = self._store.get(entry.key)
+            if old is None or (old.expire_time is not None and old.expire_time <= now):
+                self._put(entry, state, now)
+                return True
+        return False
+
+    def _make_room(self, needed: int) -> bool:
+        """The store is full (the LMDB map at its ceiling, or the disk): remove expired
+        entries, then evict by the policy, to free about twice ``needed`` bytes (at
+        least ``cull_limit`` entries when the policy evicts).  Return whether anything
+        was removed, so that the write is worth retrying once."""
+        now = self._clock()
+        bound = math.nextafter(now, math.inf)
+        limit = max(self._cull_limit, 10)
+        try:
+            with WriteTransaction(self, retry=False) as state:
+                store = self._store
+                expired = list(store.scan(Order.EXPIRY, expired_before=bound, limit=limit))
+                for entry in expired:
+                    self._drop(entry, state)
+                freed = sum(entry.size for entry in expired)
+                evicted = 0
+                if self._policy.rank and freed < 2 * needed:
+                    for entry in list(store.scan(Order.EVICTION, limit=limit)):
+                        self._drop(entry, state)
+                        evicted += 1
+                        freed += entry.size
+                        if freed >= 2 * needed and evicted >= self._cull_limit:
+                            break
+                counts = {
+                    name: count for name, count in (("expirations", len(expired)), ("evictions", evicted)) if count
+                }
+                if counts:
+                    store.add_counters(counts)
+        except StoreError as error:
+            log.warning("cachekit: %s is full and no room could be made: %s", self._directory, error)
+            return False
+        removed = len(expired) + evicted
+        if removed:
+            log.warning("cachekit: %s was full; removed %d entries to make room", self._directory, removed)
+        return removed > 0
+
     def _refuse(self, key: Any, size: int, name: str | None) -> None:
         if name is not None:
             self._files.remove(name)
@@ -405,11 +463,12 @@ class CacheCore(Accounting):
             return False
         added = False
         try:
-            with WriteTransaction(self, retry) as state:
-                old = self._store.get(entry.key)
-                if old is None or (old.expire_time is not None and old.expire_time <= now):
-                    self._put(entry, state, now)
-                    added = True
+            try:
+                added = self._add_entry(entry, retry, now)
+            except StorageFull:
+                if not self._make_room(entry.size):
+                    raise
+                added = self._add_entry(entry, retry, now)
         finally:
             if not added and entry.filename is not None:
                 self._files.remove(entry.filename)

@@ -364,14 +364,19 @@ class SharedEnvironment:
                 self.condition.notify_all()
 
     # -- the map ----------------------------------------------------------------------
-    def grow(self, timeout: float) -> None:
+    def grow(self, timeout: float, removing: bool = False) -> None:
         """Double the map (up to ``map_size_limit``); the caller holds the writer lock and no transaction.
 
-        Raises :class:`cachekit.StorageFull` when the map is already at the limit.
+        Raises :class:`cachekit.StorageFull` when the map is already at the
+        limit.  A transaction that only removes data (``removing``) may grow
+        into a reserve of a sixteenth beyond the limit: even a deletion needs
+        fresh pages (LMDB copies on write), and making room must stay possible.
         """
         handles = self.open_handles()
         env = handles.env
         limit = self.settings.map_size_limit
+        if removing:
+            limit += max(limit // 16, 256 * 1024)
 
         def resize() -> None:
             current = env.info()["map_size"]
@@ -379,13 +384,12 @@ class SharedEnvironment:
             adopted = env.info()["map_size"]
             if adopted > current:
                 return  # another process grew it: try again with that
-            size = max(current, adopted)
-            if size >= limit:
+            if current >= limit:
                 raise StorageFull(
-                    f"the LMDB map of {self.path} reached map_size_limit ({limit} bytes); "
+                    f"the LMDB map of {self.path} reached map_size_limit ({self.settings.map_size_limit} bytes); "
                     "raise map_size_limit or lower size_limit"
                 )
-            env.set_mapsize(min(limit, size * 2))
+            env.set_mapsize(min(limit, current * 2))
 
         try:
             self.exclusive(timeout, resize)

@@ -67,6 +67,8 @@ _COUNTER_PREFIX = b"counter:"
 _UPDATABLE = frozenset({"expire_time", "access_time", "access_count", "tag"})
 _PAGE = 100
 _RETRY: Any = object()
+#: Changes that never add data: a transaction of only these may use the map's reserve.
+_REMOVALS = frozenset({"_delete", "_update", "_add_counters", "_reset_counters"})
 _PEEK = _records.PEEK.unpack_from
 _NATIVE_CODES = len(_records.CODES)
 _CODE_NAMES = _records.CODES
@@ -287,7 +289,7 @@ class LMDBStore(Store):
             except lmdb.Error as error:
                 raise translate(error, self.path) from error
 
-    def _grow_and_replay(self, state: _ThreadState) -> Any:
+    def _grow_and_replay(self, state: _ThreadState, pending: Callable[..., Any] | None = None) -> Any:
         """The map is full: grow it and redo this transaction's changes in a new one.
 
         The writer lock is held throughout, so nothing else changed the
@@ -297,8 +299,10 @@ class LMDBStore(Store):
             state.txn.abort()
         state.txn = None
         shared = self._shared
+        operations = [operation for operation, _ in state.log] + ([pending] if pending is not None else [])
+        removing = all(operation.__name__ in _REMOVALS for operation in operations)
         while True:
-            shared.grow(self._timeout)
+            shared.grow(self._timeout, removing)
             handles = shared.open_handles()
             try:
                 txn = handles.env.begin(write=True)
@@ -328,7 +332,7 @@ class LMDBStore(Store):
                 result = operation(state.txn, state.handles, *arguments)
                 break
             except lmdb.MapFullError:
-                self._grow_and_replay(state)
+                self._grow_and_replay(state, operation)
             except lmdb.Error as error:
                 raise translate(error, self.path) from error
             except RecordError as error:
