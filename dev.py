@@ -107,13 +107,17 @@ def wheel(arguments: list[str]) -> None:
         run(python, "-m", "pip", "install", "--quiet", f"{built}[test,all]")
         shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__", *TREE_TESTS))
         (work / "pytest.ini").write_text(WHEEL_PYTEST_INI)
-        check = "import cachekit, cachekit_sqlite, cachekit_lmdb, sys; assert 'site-packages' in cachekit.__file__, cachekit.__file__"
+        check = (
+            "import cachekit, cachekit_sqlite, cachekit_lmdb, sys; "
+            "assert 'site-packages' in cachekit.__file__, cachekit.__file__"
+        )
         run(python, "-c", check, cwd=work)
         run(python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *arguments, cwd=work, CACHEKIT_STRICT_PLUGINS="1")
         # Without the [lmdb] extra, everything else must keep working.
         run(python, "-m", "pip", "uninstall", "--quiet", "--yes", "lmdb")
-        missing = ("-q", "-p", "no:cacheprovider", "tests/test_lmdb_missing.py", "tests/test_conformance.py", "-k")
-        run(python, "-m", "pytest", *missing, "test_lmdb_missing or TestSqliteStore", cwd=work, CACHEKIT_EXPECT_NO_LMDB="1")
+        selection = ["tests/test_lmdb_missing.py", "tests/test_conformance.py"]
+        selection += ["-k", "test_lmdb_missing or TestSqliteStore"]
+        run(python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *selection, cwd=work, CACHEKIT_EXPECT_NO_LMDB="1")
 
 
 COMMANDS = {"demo": demo, "test": test, "bench": bench, "wheel": wheel}
