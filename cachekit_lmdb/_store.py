@@ -184,10 +184,9 @@ class LMDBStore(Store):
 
     def _forget_transactions(self) -> None:
         self._local = _ThreadState()
-        self._writing = 0
-        """1 while a thread has a write transaction open on this store (changed under the writer lock)."""
-        self._reading = 0
-        """Snapshots (``read()``) open on this store, in any thread (changed under ``_active_lock``)."""
+        self._busy = 0
+        """Write transactions and snapshots open on this store, in any thread (changed under ``_active_lock``).
+        While it is zero, no thread can be inside a transaction, and reads take the fast path."""
         self._active_lock = threading.Lock()
 
     # -- opening and closing ------------------------------------------------------
@@ -256,7 +255,8 @@ class LMDBStore(Store):
         state.txn = txn
         state.handles = handles
         state.log = []
-        self._writing = 1
+        with self._active_lock:
+            self._busy += 1
 
     def _end_write(self, commit: bool) -> None:
         state = self._local
@@ -271,7 +271,8 @@ class LMDBStore(Store):
         finally:
             state.txn = None
             state.log = []
-            self._writing = 0
+            with self._active_lock:
+                self._busy -= 1
             self._shared.unlock_writer()
 
     def _commit(self, state: _ThreadState) -> None:
@@ -353,13 +354,13 @@ class LMDBStore(Store):
             txn = self._begin_read()
             state.snapshot = txn
             with self._active_lock:
-                self._reading += 1
+                self._busy += 1
             try:
                 yield
             finally:
                 state.snapshot = None
                 with self._active_lock:
-                    self._reading -= 1
+                    self._busy -= 1
                 with contextlib.suppress(lmdb.Error):
                     txn.abort()
         finally:
@@ -445,7 +446,8 @@ class LMDBStore(Store):
         # under the gate, and only the four fields a read needs unpacked
         # (the same steps as _records.lookup, inlined to save a call).
         fast = self._shared.fast
-        if fast is None or self._writing or self._reading or len(key) >= MAX_KEY:
+        # Keys too long for LMDB fail in get() and take the slow path, which hashes them.
+        if fast is None or self._busy:
             return self._slow_lookup(key)
         env, entries, gate = fast
         gate.acquire()
