@@ -446,8 +446,8 @@ class LMDBStore(Store):
         # under the gate, and only the four fields a read needs unpacked
         # (the same steps as _records.lookup, inlined to save a call).
         fast = self._shared.fast
-        # Keys too long for LMDB fail in get() and take the slow path, which hashes them.
-        if fast is None or self._busy:
+        # Keys too long for LMDB take the slow path, which stores them under a digest.
+        if fast is None or self._busy or len(key) > 511:  # 511: _records.MAX_KEY
             return self._slow_lookup(key)
         env, entries, gate = fast
         gate.acquire()
