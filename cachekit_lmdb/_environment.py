@@ -126,6 +126,7 @@ class _Settings(NamedTuple):
     map_size_limit: int
     max_readers: int
     durable: bool
+    timeout: float
 
 
 class SharedEnvironment:
@@ -231,7 +232,7 @@ class SharedEnvironment:
         # py-lmdb keeps a database handle only when it was opened in a write
         # transaction that committed, so open (or create) them all in one,
         # under the file lock: LMDB's own writer mutex would wait with no timeout.
-        self._lock_file(self._deadline(60.0))
+        self._lock_file(self._deadline(self.settings.timeout))
         try:
             with env.begin(write=True) as txn:
                 databases = [env.open_db(name, txn=txn, create=True) for name in DATABASE_NAMES]
@@ -251,9 +252,15 @@ class SharedEnvironment:
         if self.users or self.handles is None:
             return
         handles = self.handles
-        # If a thread is still inside it, it stays open until the next close or exit.
-        with contextlib.suppress(Timeout):
-            self.exclusive(0.0, lambda: self._close(handles))
+        # If a thread is still inside it (a write transaction, a snapshot, a
+        # read), it stays open until the next close, or the end of the process.
+        if not self.writer.acquire(blocking=False):
+            return
+        try:
+            with contextlib.suppress(Timeout):
+                self.exclusive(0.0, lambda: self._close(handles))
+        finally:
+            self.writer.release()
 
     def _close(self, handles: Handles) -> None:
         if self.users or self.handles is not handles:
@@ -486,10 +493,12 @@ _graveyard: list[lmdb.Environment] = []
 _pending_releases: list[Callable[[], None]] = []
 
 
-def acquire(directory: str, map_size: int, map_size_limit: int, max_readers: int, durable: bool) -> SharedEnvironment:
+def acquire(
+    directory: str, map_size: int, map_size_limit: int, max_readers: int, durable: bool, timeout: float
+) -> SharedEnvironment:
     """The shared environment of ``directory`` (created on first use), with one more user."""
     key = os.path.realpath(directory)
-    settings = _Settings(min(map_size, map_size_limit), map_size_limit, max_readers, durable)
+    settings = _Settings(min(map_size, map_size_limit), map_size_limit, max_readers, durable, timeout)
     with _lock:
         shared = _environments.get(key)
         if shared is None:

@@ -172,6 +172,7 @@ class LMDBStore(Store):
             map_size_limit=int(options.get("map_size_limit", 16 * 2**30)),
             max_readers=int(options.get("lmdb_max_readers", 1024)),
             durable=config.durability == "full",
+            timeout=config.timeout,
         )
         self._closed = False
         self._sync_after_commit = False
@@ -347,39 +348,42 @@ class LMDBStore(Store):
         if state.txn is not None or state.snapshot is not None:
             yield  # already inside a transaction, which is a snapshot
             return
-        shared = self._shared
         self._handles()
-        shared.begin_snapshot(self._timeout)
+        txn = self._begin_snapshot()
+        state.snapshot = txn
+        with self._active_lock:
+            self._busy += 1
         try:
-            txn = self._begin_read()
-            state.snapshot = txn
-            with self._active_lock:
-                self._busy += 1
-            try:
-                yield
-            finally:
-                state.snapshot = None
-                with self._active_lock:
-                    self._busy -= 1
-                with contextlib.suppress(lmdb.Error):
-                    txn.abort()
+            yield
         finally:
-            shared.end_snapshot()
+            state.snapshot = None
+            with self._active_lock:
+                self._busy -= 1
+            with contextlib.suppress(lmdb.Error):
+                txn.abort()
+            self._shared.end_snapshot()
 
-    def _begin_read(self) -> Any:
-        """A read-only transaction, adopting a grown map or freeing stale reader slots as needed."""
+    def _begin_snapshot(self) -> Any:
+        """A read-only transaction counted as a snapshot, so that the map is not resized under it."""
         shared = self._shared
         for _ in range(3):
-            handles = shared.open_handles()
+            shared.begin_snapshot(self._timeout)
             try:
+                handles = shared.open_handles()
                 return handles.env.begin()
             except lmdb.MapResizedError:
+                shared.end_snapshot()  # adopting waits for every snapshot, this one included
                 shared.adopt_map_size(self._timeout)
             except lmdb.ReadersFullError:
+                shared.end_snapshot()
                 if not handles.env.reader_check():
                     break
             except lmdb.Error as error:
+                shared.end_snapshot()
                 raise translate(error, self.path) from error
+            except BaseException:
+                shared.end_snapshot()
+                raise
         raise StoreError(
             f"could not start a read transaction on {self.path}: the reader table is full "
             "(raise lmdb_max_readers) or the map keeps being resized"
