@@ -285,22 +285,28 @@ class SharedEnvironment:
                 f"this thread already holds the write lock of {self.directory} through another "
                 "cache object; a second write transaction would wait for itself"
             )
-        started = time.monotonic()
-        acquired = self.writer.acquire(timeout=timeout) if timeout > 0 else self.writer.acquire(blocking=False)
-        if not acquired:
-            raise Timeout(f"the cache {self.directory} stayed locked by another writer beyond the timeout ({timeout}s)")
+        writer = self.writer
+        started = 0.0
+        if not writer.acquire(False):  # the clock is read only when there is a wait
+            started = time.monotonic()
+            if timeout <= 0 or not writer.acquire(True, timeout):
+                raise Timeout(
+                    f"the cache {self.directory} stayed locked by another writer beyond the timeout ({timeout}s)"
+                )
         try:
-            if self.lock_fd < 0 or not _try_flock(self.lock_fd):
-                self._lock_file(started + timeout)
+            try:
+                fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # held by another process, or the lock file is not open yet
+                self._lock_file((started or time.monotonic()) + timeout)
         except BaseException:
-            self.writer.release()
+            writer.release()
             raise
         self.writer_ident = me
 
     def unlock_writer(self) -> None:
         self.writer_ident = 0
         try:
-            self._unlock_file()
+            fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
         finally:
             self.writer.release()
 

@@ -57,6 +57,8 @@ __all__ = [
 ]
 
 HEADER = struct.Struct("<dBBIddqqQHII")
+_HEADER_SIZE = HEADER.size
+_new_tuple = tuple.__new__
 PEEK = struct.Struct("<dBxI")
 """The fields of the header the read path needs: expire time, serializer code, value offset."""
 _SEQ_FIELD = struct.Struct("<46xQ")
@@ -92,6 +94,28 @@ def record_key(key: bytes) -> bytes:
 
 def encode(entry: Entry, seq: int) -> bytes:
     """The record for ``entry`` with insertion number ``seq``."""
+    key, value, filename_text, serializer, size, store_time, expire, access_time, access_count, tag_bytes = entry
+    code = _CODE_OF.get(serializer, NAMED)
+    if filename_text is None and tag_bytes is None and code != NAMED and len(key) <= MAX_KEY:
+        # The common record: a header and the payload, nothing in between.
+        return HEADER.pack(
+            _NEVER if expire is None else expire,
+            code,
+            0,
+            _HEADER_SIZE,
+            store_time,
+            access_time,
+            access_count,
+            size,
+            seq,
+            0,
+            0,
+            0,
+        ) + (value or b"")
+    return _encode(entry, seq)
+
+
+def _encode(entry: Entry, seq: int) -> bytes:
     serializer = entry.serializer
     code = _CODE_OF.get(serializer, NAMED)
     name = serializer.encode("utf-8") if code == NAMED else b""
@@ -129,12 +153,44 @@ def decode(stored_key: bytes, record: bytes) -> tuple[Entry, int]:
     Raises :class:`RecordError` for a damaged record.
     """
     try:
-        return _decode(stored_key, record)
+        (
+            expire,
+            code,
+            _,
+            value_offset,
+            store_time,
+            access_time,
+            access_count,
+            size,
+            seq,
+            filename_len,
+            tag_len,
+            key_len,
+        ) = HEADER.unpack_from(record)
+        if value_offset == _HEADER_SIZE and code != NAMED and not (filename_len or tag_len or key_len):
+            # The common record (see encode): no serializer name, file, tag or long key.
+            # tuple.__new__ builds the named tuple without its Python-level __new__ (twice as fast).
+            if expire != expire:  # noqa: PLR0124 - NaN: never expires
+                expire = None
+            entry = (
+                stored_key,
+                record[_HEADER_SIZE:],
+                None,
+                CODES[code],
+                size,
+                store_time,
+                expire,
+                access_time,
+                access_count,
+                None,
+            )
+            return _new_tuple(Entry, entry), seq
+        return _decode_any(stored_key, record)
     except (struct.error, UnicodeDecodeError, IndexError) as error:
         raise RecordError(f"the record under {stored_key[:40]!r} is damaged ({error})") from error
 
 
-def _decode(stored_key: bytes, record: bytes) -> tuple[Entry, int]:
+def _decode_any(stored_key: bytes, record: bytes) -> tuple[Entry, int]:
     (
         expire,
         code,

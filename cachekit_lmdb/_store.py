@@ -74,6 +74,11 @@ _NATIVE_CODES = len(_records.CODES)
 _CODE_NAMES = _records.CODES
 _MIB = 2**20
 
+# py-lmdb parses keyword arguments slowly (about 60 ns a call), so the paths
+# every read and write takes pass them by position:
+#   txn.get(key, default, db), txn.put(key, value, dupdata, overwrite, append, db),
+#   txn.delete(key, value, db), env.begin(db).
+
 #: What a transaction replays after the map grew: (operation, arguments).
 _Operation = tuple[Callable[..., Any], tuple[Any, ...]]
 
@@ -185,9 +190,11 @@ class LMDBStore(Store):
 
     def _forget_transactions(self) -> None:
         self._local = _ThreadState()
-        self._busy = 0
-        """Write transactions and snapshots open on this store, in any thread (changed under ``_active_lock``).
-        While it is zero, no thread can be inside a transaction, and reads take the fast path."""
+        self._writing = 0
+        """1 while a thread has a write transaction open on this store (changed under the writer lock)."""
+        self._reading = 0
+        """Snapshots open on this store, in any thread (changed under ``_active_lock``).
+        While both are zero, no thread is inside a transaction and reads take the fast path."""
         self._active_lock = threading.Lock()
 
     # -- opening and closing ------------------------------------------------------
@@ -235,19 +242,19 @@ class LMDBStore(Store):
         if state.txn is not None:
             raise StoreError("write transactions on a store do not nest")
         shared = self._shared
-        self._handles()
+        if self._closed:
+            self._handles()
         shared.lock_writer(timeout)
         try:
-            while True:
-                handles = shared.open_handles()
+            handles = shared.handles
+            if handles is None:
+                handles, txn = self._begin_write_slowly(timeout)
+            else:
                 try:
-                    txn = handles.env.begin(write=True)
-                    break
-                except lmdb.MapResizedError:
-                    shared.adopt_map_size(timeout)
-                except lmdb.Error as error:
-                    raise translate(error, self.path) from error
-            layout = txn.get(_LAYOUT_KEY, db=handles.meta)
+                    txn = handles.env.begin(None, None, True)  # (db, parent, write)
+                except lmdb.Error:
+                    handles, txn = self._begin_write_slowly(timeout)
+            layout = txn.get(_LAYOUT_KEY, None, handles.meta)
             if layout != self._layout_raw:
                 self._apply_layout(layout)
         except BaseException:
@@ -256,24 +263,33 @@ class LMDBStore(Store):
         state.txn = txn
         state.handles = handles
         state.log = []
-        with self._active_lock:
-            self._busy += 1
+        self._writing = 1
+
+    def _begin_write_slowly(self, timeout: float) -> tuple[Handles, Any]:
+        """Begin a write transaction after opening the environment or adopting a grown map."""
+        shared = self._shared
+        while True:
+            handles = shared.open_handles()
+            try:
+                return handles, handles.env.begin(write=True)
+            except lmdb.MapResizedError:
+                shared.adopt_map_size(timeout)
+            except lmdb.Error as error:
+                raise translate(error, self.path) from error
 
     def _end_write(self, commit: bool) -> None:
         state = self._local
-        txn = state.txn
         try:
-            if txn is not None:
+            if state.txn is not None:
                 if commit:
                     self._commit(state)
                 else:
                     with contextlib.suppress(lmdb.Error):
-                        txn.abort()
+                        state.txn.abort()
         finally:
             state.txn = None
             state.log = []
-            with self._active_lock:
-                self._busy -= 1
+            self._writing = 0
             self._shared.unlock_writer()
 
     def _commit(self, state: _ThreadState) -> None:
@@ -352,13 +368,13 @@ class LMDBStore(Store):
         txn = self._begin_snapshot()
         state.snapshot = txn
         with self._active_lock:
-            self._busy += 1
+            self._reading += 1
         try:
             yield
         finally:
             state.snapshot = None
             with self._active_lock:
-                self._busy -= 1
+                self._reading -= 1
             with contextlib.suppress(lmdb.Error):
                 txn.abort()
             self._shared.end_snapshot()
@@ -436,7 +452,7 @@ class LMDBStore(Store):
         stored = record_key(key)
 
         def action(txn: Any, handles: Handles) -> Entry | None:
-            record = txn.get(stored, db=handles.entries)
+            record = txn.get(stored, None, handles.entries)
             if record is None:
                 return None
             entry, _ = decode(stored, record)
@@ -451,12 +467,12 @@ class LMDBStore(Store):
         # (the same steps as _records.lookup, inlined to save a call).
         fast = self._shared.fast
         # Keys too long for LMDB take the slow path, which stores them under a digest.
-        if fast is None or self._busy or len(key) > 511:  # 511: _records.MAX_KEY
+        if fast is None or self._writing or self._reading or len(key) > 511:  # 511: _records.MAX_KEY
             return self._slow_lookup(key)
         env, entries, gate = fast
         gate.acquire()
         try:
-            record = env.begin(db=entries).get(key)
+            record = env.begin(entries).get(key)
         except lmdb.Error:
             # A resized map, a full reader table, a closed environment: the slow path deals with them.
             record = _RETRY
@@ -487,12 +503,12 @@ class LMDBStore(Store):
 
     def _put(self, txn: Any, handles: Handles, entry: Entry) -> Entry | None:
         stored = record_key(entry.key)
-        old_record = txn.get(stored, db=handles.entries)
+        old_record = txn.get(stored, None, handles.entries)
         expire = entry.expire_time
         if old_record is None:
             count, volume, seq, next_expiry = self._load_totals(txn, handles)
-            txn.put(stored, encode(entry, seq), db=handles.entries)
-            txn.put(_records.seq_bytes(seq), stored, db=handles.insertion)
+            txn.put(stored, encode(entry, seq), True, True, False, handles.entries)
+            txn.put(_records.seq_bytes(seq), stored, True, True, False, handles.insertion)
             self._index(txn, handles, entry, seq, stored)
             if expire is not None and (next_expiry is None or expire < next_expiry):
                 next_expiry = expire
@@ -500,7 +516,7 @@ class LMDBStore(Store):
             return None
         old, seq = decode(stored, old_record)
         self._unindex(txn, handles, old, seq)
-        txn.put(stored, encode(entry, seq), db=handles.entries)
+        txn.put(stored, encode(entry, seq), True, True, False, handles.entries)
         self._index(txn, handles, entry, seq, stored)
         # Totals change only when the size or an expire time does: an
         # overwrite of the same size leaves the meta database untouched.
@@ -535,7 +551,7 @@ class LMDBStore(Store):
 
     def _update(self, txn: Any, handles: Handles, key: bytes, changes: dict[str, Any]) -> bool:
         stored = record_key(key)
-        record = txn.get(stored, db=handles.entries)
+        record = txn.get(stored, None, handles.entries)
         if record is None:
             return False
         old, seq = decode(stored, record)
@@ -545,7 +561,7 @@ class LMDBStore(Store):
             return True
         new = old._replace(**changes)
         self._unindex(txn, handles, old, seq)
-        txn.put(stored, encode(new, seq), db=handles.entries)
+        txn.put(stored, encode(new, seq), True, True, False, handles.entries)
         self._index(txn, handles, new, seq, stored)
         if new.expire_time != old.expire_time:
             count, volume, next_seq, next_expiry = self._load_totals(txn, handles)
@@ -558,15 +574,15 @@ class LMDBStore(Store):
 
     def _delete(self, txn: Any, handles: Handles, key: bytes) -> Entry | None:
         stored = record_key(key)
-        record = txn.get(stored, db=handles.entries)
+        record = txn.get(stored, None, handles.entries)
         if record is None:
             return None
         old, seq = decode(stored, record)
         if old.key != key:
             return None
         self._unindex(txn, handles, old, seq)
-        txn.delete(_records.seq_bytes(seq), db=handles.insertion)
-        txn.delete(stored, db=handles.entries)
+        txn.delete(_records.seq_bytes(seq), b"", handles.insertion)
+        txn.delete(stored, b"", handles.entries)
         count, volume, next_seq, next_expiry = self._load_totals(txn, handles)
         next_expiry = self._next_expiry(txn, handles, next_expiry, old.expire_time, None)
         self._save_totals(txn, handles, count - 1, volume - old.size, next_seq, next_expiry)
@@ -576,24 +592,24 @@ class LMDBStore(Store):
     def _index(self, txn: Any, handles: Handles, entry: Entry, seq: int, stored: bytes) -> None:
         """Add ``entry`` to the expiry, eviction and tag indexes (insertion is done by the caller)."""
         if entry.expire_time is not None:
-            txn.put(_records.expiry_key(entry.expire_time, seq), stored, db=handles.expiry)
+            txn.put(_records.expiry_key(entry.expire_time, seq), stored, True, True, False, handles.expiry)
         rank_key = self._rank_key
         if rank_key is not None:
-            txn.put(rank_key(entry, seq), stored, db=handles.eviction)
+            txn.put(rank_key(entry, seq), stored, True, True, False, handles.eviction)
         if self._tag_index and entry.tag is not None:
-            txn.put(_records.tag_prefix(entry.tag) + _records.seq_bytes(seq), stored, db=handles.tags)
+            txn.put(_records.tag_prefix(entry.tag) + _records.seq_bytes(seq), stored, True, True, False, handles.tags)
 
     def _unindex(self, txn: Any, handles: Handles, entry: Entry, seq: int) -> None:
         if entry.expire_time is not None:
-            txn.delete(_records.expiry_key(entry.expire_time, seq), db=handles.expiry)
+            txn.delete(_records.expiry_key(entry.expire_time, seq), b"", handles.expiry)
         rank_key = self._rank_key
         if rank_key is not None:
-            txn.delete(rank_key(entry, seq), db=handles.eviction)
+            txn.delete(rank_key(entry, seq), b"", handles.eviction)
         if self._tag_index and entry.tag is not None:
-            txn.delete(_records.tag_prefix(entry.tag) + _records.seq_bytes(seq), db=handles.tags)
+            txn.delete(_records.tag_prefix(entry.tag) + _records.seq_bytes(seq), b"", handles.tags)
 
     def _load_layout(self, txn: Any, handles: Handles) -> None:
-        self._apply_layout(txn.get(_LAYOUT_KEY, db=handles.meta))
+        self._apply_layout(txn.get(_LAYOUT_KEY, None, handles.meta))
 
     def _apply_layout(self, raw: bytes | None) -> None:
         """Adopt the index layout recorded in the database (another process may have changed it)."""
@@ -785,7 +801,7 @@ class LMDBStore(Store):
     @staticmethod
     def _load_totals(txn: Any, handles: Handles) -> tuple[int, int, int, float | None]:
         """``(count, volume, next sequence number, next expire time)``."""
-        raw = txn.get(_TOTALS_KEY, db=handles.meta)
+        raw = txn.get(_TOTALS_KEY, None, handles.meta)
         if raw is None:
             return 0, 0, 1, None
         count, volume, next_seq, next_expiry = _TOTALS.unpack(raw)
@@ -796,7 +812,7 @@ class LMDBStore(Store):
         txn: Any, handles: Handles, count: int, volume: int, next_seq: int, next_expiry: float | None
     ) -> None:
         packed = _TOTALS.pack(count, volume, next_seq, math.nan if next_expiry is None else next_expiry)
-        txn.put(_TOTALS_KEY, packed, db=handles.meta)
+        txn.put(_TOTALS_KEY, packed, True, True, False, handles.meta)
 
     def totals(self) -> Totals:
         state = self._local
