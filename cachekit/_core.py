@@ -48,6 +48,7 @@ __all__ = ["CacheCore", "validate_expire"]
 log = logging.getLogger("cachekit")
 _Self = TypeVar("_Self", bound="CacheCore")
 
+_new_tuple = tuple.__new__
 _MISSING: Any = object()
 """A value that cannot be read (damaged or unreadable): the read is a miss."""
 _VANISHED: Any = object()
@@ -384,7 +385,8 @@ class CacheCore(Accounting):
         if size > self._size_limit:
             self._refuse(key, size, name)
             return None
-        return Entry._make((db_key, payload, name, serializer, size, now, expire_time, now, 0, tag_bytes))
+        # tuple.__new__ skips the named tuple's Python-level constructor: this runs on every write.
+        return _new_tuple(Entry, (db_key, payload, name, serializer, size, now, expire_time, now, 0, tag_bytes))
 
     def _put(self, entry: Entry, state: TransactionState, now: float) -> None:
         """Inside a write: store ``entry``, retire the value file it replaces, and cull."""

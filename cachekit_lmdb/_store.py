@@ -109,6 +109,8 @@ class _ThreadState(threading.local):
         """Changes made in the write transaction, to replay if the map must grow."""
         self.handles: Any = None
         """The :class:`Handles` the transaction was begun on."""
+        self.totals: Any = None
+        """The write transaction's :class:`Totals`, once asked for."""
 
 
 _open_stores: weakref.WeakSet[LMDBStore] = weakref.WeakSet()
@@ -263,6 +265,7 @@ class LMDBStore(Store):
         state.txn = txn
         state.handles = handles
         state.log = []
+        state.totals = None
         self._writing = 1
 
     def _begin_write_slowly(self, timeout: float) -> tuple[Handles, Any]:
@@ -289,6 +292,7 @@ class LMDBStore(Store):
         finally:
             state.txn = None
             state.log = []
+            state.totals = None
             self._writing = 0
             self._shared.unlock_writer()
 
@@ -326,6 +330,7 @@ class LMDBStore(Store):
                 txn = handles.env.begin(write=True)
             except lmdb.Error as error:
                 raise translate(error, self.path) from error
+            state.totals = None
             try:
                 for operation, arguments in state.log:
                     operation(txn, handles, *arguments)
@@ -807,17 +812,22 @@ class LMDBStore(Store):
         count, volume, next_seq, next_expiry = _TOTALS.unpack(raw)
         return count, volume, next_seq, None if next_expiry != next_expiry else next_expiry  # noqa: PLR0124
 
-    @staticmethod
     def _save_totals(
-        txn: Any, handles: Handles, count: int, volume: int, next_seq: int, next_expiry: float | None
+        self, txn: Any, handles: Handles, count: int, volume: int, next_seq: int, next_expiry: float | None
     ) -> None:
         packed = _TOTALS.pack(count, volume, next_seq, math.nan if next_expiry is None else next_expiry)
         txn.put(_TOTALS_KEY, packed, True, True, False, handles.meta)
+        self._local.totals = Totals(count, volume, next_expiry)
 
     def totals(self) -> Totals:
         state = self._local
-        if state.txn is not None:  # every write asks, to cull: no detour through _read
-            return self._totals_in(state.txn, state.handles)
+        if state.txn is not None:
+            # Every write asks, to cull: inside a write transaction the answer
+            # is kept, and _save_totals keeps it current.
+            totals = state.totals
+            if totals is None:
+                totals = state.totals = self._totals_in(state.txn, state.handles)
+            return totals  # type: ignore[no-any-return]
         return self._read(self._totals_in)  # type: ignore[no-any-return]
 
     def _totals_in(self, txn: Any, handles: Handles) -> Totals:
