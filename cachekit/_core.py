@@ -409,7 +409,10 @@ class CacheCore(Accounting):
         """The store is full (the LMDB map at its ceiling, or the disk): remove expired
         entries, then evict by the policy, to free about twice ``needed`` bytes (at
         least ``cull_limit`` entries when the policy evicts).  Return whether anything
-        was removed, so that the write is worth retrying once."""
+        was removed, so that the write is worth retrying once.  Inside ``transact()``
+        no room is made: the user's transaction owns the lock, and it fails whole."""
+        if self._txn.depth:
+            return False
         now = self._clock()
         bound = math.nextafter(now, math.inf)
         limit = max(self._cull_limit, 10)

@@ -218,11 +218,15 @@ class SharedEnvironment:
         return handles
 
     def _open_databases(self, env: lmdb.Environment) -> Handles:
-        try:
-            with env.begin() as txn:
-                foreign = [name for name, _ in txn.cursor() if name not in DATABASE_NAMES]
-        except lmdb.Error as error:
-            raise translate(error, self.path) from error
+        for _ in range(3):
+            try:
+                with env.begin() as txn:
+                    foreign = [name for name, _ in txn.cursor() if name not in DATABASE_NAMES]
+                break
+            except lmdb.MapResizedError:
+                env.set_mapsize(0)  # grown by another process; no other thread sees env yet
+            except lmdb.Error as error:
+                raise translate(error, self.path) from error
         if foreign:
             shown = ", ".join(repr(name) for name in foreign[:3])
             raise CorruptCache(
@@ -230,22 +234,32 @@ class SharedEnvironment:
                 "point cachekit at another directory"
             )
         # py-lmdb keeps a database handle only when it was opened in a write
-        # transaction that committed, so open (or create) them all in one,
-        # under the file lock: LMDB's own writer mutex would wait with no timeout.
+        # transaction that committed (it resets read-only ones instead of
+        # committing them), so open (or create) them all in one, under the file
+        # lock: LMDB's own writer mutex would wait with no timeout.  Opening
+        # therefore waits for a writer of another process, up to the timeout.
         self._lock_file(self._deadline(self.settings.timeout))
         try:
-            with env.begin(write=True) as txn:
-                databases = [env.open_db(name, txn=txn, create=True) for name in DATABASE_NAMES]
-                marker = txn.get(b"format", db=databases[-1])
-                if marker is None:
-                    txn.put(b"format", FORMAT, db=databases[-1])
-                elif marker != FORMAT:
-                    raise CorruptCache(f"{self.path} is not a cachekit LMDB database (format marker {marker!r})")
+            for _ in range(3):
+                try:
+                    return Handles(env, *self._create_databases(env))
+                except lmdb.MapResizedError:
+                    env.set_mapsize(0)
+            raise StoreError(f"the LMDB map of {self.path} kept being resized while it was opened")
         except lmdb.Error as error:
             raise translate(error, self.path) from error
         finally:
             self._unlock_file()
-        return Handles(env, *databases)
+
+    def _create_databases(self, env: lmdb.Environment) -> list[Any]:
+        with env.begin(write=True) as txn:
+            databases = [env.open_db(name, txn=txn, create=True) for name in DATABASE_NAMES]
+            marker = txn.get(b"format", db=databases[-1])
+            if marker is None:
+                txn.put(b"format", FORMAT, db=databases[-1])
+            elif marker != FORMAT:
+                raise CorruptCache(f"{self.path} is not a cachekit LMDB database (format marker {marker!r})")
+        return databases
 
     def close_if_unused(self) -> None:
         """Close the environment when no store uses it and no thread is inside it."""
@@ -397,6 +411,8 @@ class SharedEnvironment:
             adopted = env.info()["map_size"]
             if adopted > current:
                 return  # another process grew it: try again with that
+            if env.reader_check():
+                return  # a killed process's reader slot pinned old pages: they are free now
             if current >= limit:
                 raise StorageFull(
                     f"the LMDB map of {self.path} reached map_size_limit ({self.settings.map_size_limit} bytes); "
@@ -406,6 +422,18 @@ class SharedEnvironment:
 
         try:
             self.exclusive(timeout, resize)
+        except lmdb.Error as error:
+            raise translate(error, self.path) from error
+
+    def shrink_to_limit(self, timeout: float) -> None:
+        """After a removal grew the map into the reserve: give back what it did not use,
+        so that ordinary writes cannot fill the reserve (LMDB keeps the pages in use)."""
+        handles = self.open_handles()
+        limit = self.settings.map_size_limit
+        if handles.env.info()["map_size"] <= limit:
+            return
+        try:
+            self.exclusive(timeout, lambda: handles.env.set_mapsize(limit))
         except lmdb.Error as error:
             raise translate(error, self.path) from error
 

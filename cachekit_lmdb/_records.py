@@ -20,7 +20,7 @@ An entry is one record in the ``entries`` database under its key::
     serializer name, filename, tag, full key (each as long as the header says)
     payload (the rest; empty when the payload lives in a value file)
 
-The read path (:func:`lookup`) unpacks only the first three fields.
+The read path (``LMDBStore.lookup``) unpacks only the first three fields (:data:`PEEK`).
 
 Index keys sort as unsigned bytes (LMDB's default order), so every number
 in them is encoded big-endian with its order preserved: floats by the usual
@@ -36,19 +36,18 @@ import math
 import struct
 from collections.abc import Callable, Sequence
 
-from cachekit.plugins import Entry, Found
+from cachekit.plugins import Entry
 
 __all__ = [
     "HEADER",
     "MAX_KEY",
+    "PREFIX",
     "RANK_ENCODERS",
     "RecordError",
     "decode",
     "decode_sortable_float",
     "encode",
-    "eviction_key",
     "expiry_key",
-    "lookup",
     "rank_encoder",
     "record_key",
     "sequence_of",
@@ -73,10 +72,12 @@ CODES: tuple[str, ...] = ("bytes", "str", "int", "float", "pickle", "msgpack", "
 _CODE_OF = {name: code for code, name in enumerate(CODES)}
 NAMED = 255
 
-#: Longest key LMDB accepts with its default build.  Longer keys are stored
-#: under a prefix of themselves plus a digest, with the full key in the record.
+#: Longest key LMDB accepts with its default build.  Keys this long or
+#: longer are stored under a prefix of themselves plus a digest (exactly
+#: MAX_KEY bytes), with the full key in the record; shorter keys as they are,
+#: so a stored key of MAX_KEY bytes is always a digest form and never collides.
 MAX_KEY = 511
-_PREFIX = MAX_KEY - 32
+PREFIX = MAX_KEY - 32
 
 _SIGN = 1 << 63
 _ALL = (1 << 64) - 1
@@ -84,19 +85,19 @@ _NEVER = math.nan
 
 
 def record_key(key: bytes) -> bytes:
-    """The key an entry is stored under: the key itself, or for a long key a
-    prefix of it followed by a SHA-256 digest of the whole (so long keys sort
-    by their first 479 bytes, then arbitrarily)."""
-    if len(key) <= MAX_KEY:
+    """The key an entry is stored under: the key itself, or for a key of
+    :data:`MAX_KEY` bytes or more its first :data:`PREFIX` bytes followed by
+    a SHA-256 digest of the whole."""
+    if len(key) < MAX_KEY:
         return key
-    return key[:_PREFIX] + hashlib.sha256(key).digest()
+    return key[:PREFIX] + hashlib.sha256(key).digest()
 
 
 def encode(entry: Entry, seq: int) -> bytes:
     """The record for ``entry`` with insertion number ``seq``."""
     key, value, filename_text, serializer, size, store_time, expire, access_time, access_count, tag_bytes = entry
     code = _CODE_OF.get(serializer, NAMED)
-    if filename_text is None and tag_bytes is None and code != NAMED and len(key) <= MAX_KEY:
+    if filename_text is None and tag_bytes is None and code != NAMED and len(key) < MAX_KEY:
         # The common record: a header and the payload, nothing in between.
         return HEADER.pack(
             _NEVER if expire is None else expire,
@@ -122,7 +123,7 @@ def _encode(entry: Entry, seq: int) -> bytes:
     filename = entry.filename.encode("ascii") if entry.filename is not None else b""
     tag = entry.tag if entry.tag is not None else b""
     key = entry.key
-    full_key = key if len(key) > MAX_KEY else b""
+    full_key = key if len(key) >= MAX_KEY else b""
     expire = entry.expire_time
     value = entry.value if entry.filename is None and entry.value is not None else b""
     variable = b"".join((name, filename, tag, full_key))
@@ -243,27 +244,6 @@ def _decode_any(stored_key: bytes, record: bytes) -> tuple[Entry, int]:
     return entry, seq
 
 
-def lookup(record: bytes) -> Found:
-    """``(value, filename, serializer, expire_time)`` of a record: the read path's fields only."""
-    expire, code, value_offset = PEEK.unpack_from(record)
-    if expire != expire:  # noqa: PLR0124 - NaN means never; cheaper than math.isnan on the read path
-        expire = None
-    if code != NAMED:
-        if value_offset:
-            return record[value_offset:], None, CODES[code], expire
-        entry, _ = decode(b"", record)
-        return None, entry.filename, entry.serializer, expire
-    entry, _ = decode(b"", record)
-    return entry.value, entry.filename, entry.serializer, expire
-
-
-def full_key_of(stored_key: bytes, record: bytes) -> bytes:
-    """The entry's own key (differs from ``stored_key`` only for long keys)."""
-    if len(stored_key) < MAX_KEY:
-        return stored_key
-    return decode(stored_key, record)[0].key
-
-
 def sequence_of(record: bytes) -> int:
     """The insertion sequence number of a record."""
     return int(_SEQ_FIELD.unpack_from(record)[0])
@@ -332,13 +312,6 @@ def rank_encoder(rank: Sequence[str]) -> Callable[[Entry, int], bytes] | None:
         return pack(*[field(entry) ^ flip for field, flip in fields], seq)
 
     return encode_rank
-
-
-def eviction_key(rank: Sequence[str], entry: Entry, seq: int) -> bytes:
-    """The key of ``entry`` in the eviction index for ``rank`` (see :func:`rank_encoder`)."""
-    encoder = rank_encoder(rank)
-    assert encoder is not None, "no eviction index without a rank"
-    return encoder(entry, seq)
 
 
 def expiry_key(expire_time: float, seq: int) -> bytes:

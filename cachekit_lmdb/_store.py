@@ -53,7 +53,7 @@ from cachekit.plugins import (
 
 from . import _environment, _records
 from ._environment import Handles, SharedEnvironment, translate
-from ._records import _PREFIX, MAX_KEY, RecordError, decode, decode_sortable_float, encode, record_key
+from ._records import MAX_KEY, PREFIX, RecordError, decode, decode_sortable_float, encode, record_key
 
 __all__ = ["LMDBStore"]
 
@@ -111,6 +111,8 @@ class _ThreadState(threading.local):
         """The :class:`Handles` the transaction was begun on."""
         self.totals: Any = None
         """The write transaction's :class:`Totals`, once asked for."""
+        self.reserve = False
+        """Whether the transaction grew the map for removals, into the reserve past the limit."""
 
 
 _open_stores: weakref.WeakSet[LMDBStore] = weakref.WeakSet()
@@ -266,6 +268,7 @@ class LMDBStore(Store):
         state.handles = handles
         state.log = []
         state.totals = None
+        state.reserve = False
         self._writing = 1
 
     def _begin_write_slowly(self, timeout: float) -> tuple[Handles, Any]:
@@ -305,6 +308,9 @@ class LMDBStore(Store):
                 self._grow_and_replay(state)
             except lmdb.Error as error:
                 raise translate(error, self.path) from error
+        if state.reserve:
+            state.reserve = False
+            self._shared.shrink_to_limit(self._timeout)
         if self._sync_after_commit:
             try:
                 self._shared.open_handles().env.sync(True)
@@ -323,6 +329,7 @@ class LMDBStore(Store):
         shared = self._shared
         operations = [operation for operation, _ in state.log] + ([pending] if pending is not None else [])
         removing = all(operation.__name__ in _REMOVALS for operation in operations)
+        state.reserve = state.reserve or removing
         while True:
             shared.grow(self._timeout, removing)
             handles = shared.open_handles()
@@ -468,11 +475,10 @@ class LMDBStore(Store):
     def lookup(self, key: bytes) -> Found | None:
         # The hot path of every read, kept flat: no thread-local lookup unless
         # a transaction is open on this store, one read-only LMDB transaction
-        # under the gate, and only the four fields a read needs unpacked
-        # (the same steps as _records.lookup, inlined to save a call).
+        # under the gate, and only the three header fields a read needs unpacked.
         fast = self._shared.fast
         # Keys too long for LMDB take the slow path, which stores them under a digest.
-        if fast is None or self._writing or self._reading or len(key) > 511:  # 511: _records.MAX_KEY
+        if fast is None or self._writing or self._reading or len(key) >= 511:  # 511: _records.MAX_KEY
             return self._slow_lookup(key)
         env, entries, gate = fast
         gate.acquire()
@@ -493,9 +499,9 @@ class LMDBStore(Store):
             return self._slow_lookup(key)  # raises CorruptCache
         if expire != expire:  # noqa: PLR0124 - NaN means never
             expire = None
-        if value_offset and code < _NATIVE_CODES:
+        if value_offset and code < _NATIVE_CODES and value_offset <= len(record):
             return record[value_offset:], None, _CODE_NAMES[code], expire
-        return _records.lookup(record)
+        return self._slow_lookup(key)  # value files, other serializers, and damage (CorruptCache)
 
     def _slow_lookup(self, key: bytes) -> Found | None:
         entry = self.get(key)
@@ -700,20 +706,36 @@ class LMDBStore(Store):
                 positioned = cursor.prev() if cursor.set_range(_seek_high(stop)) else cursor.last()
             else:
                 positioned = cursor.last()
+            step = cursor.prev if reverse else cursor.next
             while positioned:
                 stored = cursor.key()
-                # Stored keys compare like the keys themselves up to the first _PREFIX bytes.
-                if not reverse and stop is not None and len(stop) <= _PREFIX and stored >= stop:
+                # Stored keys compare like the keys themselves up to the first PREFIX bytes.
+                if not reverse and stop is not None and len(stop) <= PREFIX and stored >= stop:
                     return found, last, True
-                if reverse and start is not None and len(start) <= _PREFIX and stored < start:
+                if reverse and start is not None and len(start) <= PREFIX and stored < start:
                     return found, last, True
-                last = stored
-                entry, _ = decode(stored, cursor.value())
-                if _in_key_range(entry.key, start, stop) and (tag is None or entry.tag == tag):
-                    found.append(entry)
-                    if len(found) == _PAGE or (remaining is not None and len(found) >= remaining):
-                        return found, last, False
-                positioned = cursor.prev() if reverse else cursor.next()
+                if len(stored) < PREFIX:
+                    candidates = [decode(stored, cursor.value())[0]]
+                    last = stored
+                    positioned = step()
+                else:
+                    # Keys that share their first PREFIX bytes are contiguous, but long
+                    # ones are stored under a digest: read the whole run and sort it
+                    # by the keys themselves.  A page never ends inside a run.
+                    head = stored[:PREFIX]
+                    candidates = []
+                    while positioned and cursor.key()[:PREFIX] == head:
+                        last = cursor.key()
+                        candidates.append(decode(last, cursor.value())[0])
+                        positioned = step()
+                    candidates.sort(key=_entry_key, reverse=reverse)
+                for entry in candidates:
+                    if _in_key_range(entry.key, start, stop) and (tag is None or entry.tag == tag):
+                        found.append(entry)
+                        if remaining is not None and len(found) >= remaining:
+                            return found, last, False
+                if len(found) >= _PAGE:
+                    return found, last, False
             return found, last, True
 
         while True:
@@ -901,6 +923,7 @@ class LMDBStore(Store):
         expected["tags"] = set()
         count = volume = 0
         top_seq = 0
+        next_expiry: float | None = None
         undecodable: list[bytes] = []
         for stored, record in txn.cursor(db=handles.entries):
             try:
@@ -912,6 +935,8 @@ class LMDBStore(Store):
             count += 1
             volume += entry.size
             top_seq = max(top_seq, seq)
+            if entry.expire_time is not None and (next_expiry is None or entry.expire_time < next_expiry):
+                next_expiry = entry.expire_time
             expected["insertion"].add((_records.seq_bytes(seq), stored))
             if entry.expire_time is not None:
                 expected["expiry"].add((_records.expiry_key(entry.expire_time, seq), stored))
@@ -934,7 +959,6 @@ class LMDBStore(Store):
             for stored in undecodable:
                 txn.delete(stored, db=handles.entries)
         recorded_count, recorded_volume, next_seq, recorded_expiry = self._load_totals(txn, handles)
-        next_expiry = self._first_expiry(txn, handles)
         if (recorded_count, recorded_volume, recorded_expiry) != (count, volume, next_expiry) or next_seq <= top_seq:
             problems.append(
                 f"totals say {recorded_count} entries, {recorded_volume} bytes, next expiry {recorded_expiry} "
@@ -945,18 +969,22 @@ class LMDBStore(Store):
                 self._save_totals(txn, handles, count, volume, max(next_seq, top_seq + 1), next_expiry)
 
 
+def _entry_key(entry: Entry) -> bytes:
+    return entry.key
+
+
 def _in_key_range(key: bytes, start: bytes | None, stop: bytes | None) -> bool:
     return (start is None or key >= start) and (stop is None or key < stop)
 
 
 def _seek_low(start: bytes) -> bytes:
     """A position at or before every stored key whose entry key is ``>= start``."""
-    return start[:_PREFIX]
+    return start[:PREFIX]
 
 
 def _seek_high(stop: bytes) -> bytes:
     """A position after every stored key whose entry key is ``< stop``."""
-    return stop if len(stop) <= _PREFIX else stop[:_PREFIX] + b"\xff" * (MAX_KEY - _PREFIX)
+    return stop if len(stop) <= PREFIX else stop[:PREFIX] + b"\xff" * (MAX_KEY - PREFIX)
 
 
 def _after_prefix(prefix: bytes) -> bytes:
