@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import os
 import stat
 import threading
@@ -34,7 +35,6 @@ import lmdb
 from cachekit import CorruptCache, StorageFull, StoreError, Timeout
 
 __all__ = [
-    "DATABASE_NAMES",
     "FORMAT",
     "Handles",
     "SharedEnvironment",
@@ -50,9 +50,13 @@ T = TypeVar("T")
 DATA_FILE = "data.mdb"
 LOCK_FILE = "lock.mdb"
 WRITE_LOCK_FILE = "lmdb-write.lock"
-#: Marker stored in the ``meta`` database; anything else there is not ours.
+#: The format marker, stored under ``META_FORMAT``; a database without it is not ours.
 FORMAT = b"cachekit-lmdb/1"
-DATABASE_NAMES = (b"entries", b"insertion", b"expiry", b"eviction", b"tags", b"meta")
+META_FORMAT = b"Mformat"
+# Everything lives in LMDB's main database, in regions told apart by the first
+# byte of the key (see cachekit_lmdb._store).  No named sub-databases: py-lmdb
+# keeps their handles only from a committed write transaction, so opening them
+# would make every open wait for the writer of another process.
 #: Seconds a fork waits for other threads to leave their transactions.
 FORK_WAIT = 5.0
 #: Filesystems on which LMDB's locks and memory map are not coherent.
@@ -62,15 +66,9 @@ _NETWORK_FILESYSTEMS = frozenset(
 
 
 class Handles(NamedTuple):
-    """An open environment and its databases."""
+    """An open environment (the store uses its main database only)."""
 
     env: lmdb.Environment
-    entries: Any
-    insertion: Any
-    expiry: Any
-    eviction: Any
-    tags: Any
-    meta: Any
 
 
 def translate(error: BaseException, path: str) -> Exception:
@@ -137,8 +135,8 @@ class SharedEnvironment:
         self.path = os.path.join(directory, DATA_FILE)
         self.settings = settings
         self.handles: Handles | None = None
-        self.fast: tuple[Any, Any, threading.Lock] | None = None
-        """``(env, entries database, gate)`` for the read path, or ``None`` when not open."""
+        self.fast: tuple[Any, threading.Lock] | None = None
+        """``(env, gate)`` for the read path, or ``None`` when not open."""
         self.users = 0
         self.poisoned: str | None = None
         """Why this process cannot use the directory any more (set in a child forked at a bad moment)."""
@@ -167,7 +165,7 @@ class SharedEnvironment:
                     raise StoreError(self.poisoned)
                 handles = self._open()
                 self.handles = handles
-                self.fast = (handles.env, handles.entries, self.gate)
+                self.fast = (handles.env, self.gate)
             return handles
 
     def _open(self) -> Handles:
@@ -188,27 +186,32 @@ class SharedEnvironment:
                 what = "a directory" if stat.S_ISDIR(status.st_mode) else "not a regular file"
                 raise CorruptCache(f"{path} is {what}; move it away so cachekit can create its LMDB database")
         settings = self.settings
-        try:
-            env = lmdb.open(
-                self.directory,
-                map_size=settings.map_size,
-                subdir=True,
-                readonly=False,
-                sync=settings.durable,
-                metasync=settings.durable,
-                mode=0o600,
-                create=True,
-                readahead=False,
-                writemap=False,
-                max_readers=settings.max_readers,
-                max_dbs=len(DATABASE_NAMES) + 2,
-                max_spare_txns=0,  # a spare read transaction must not survive into a forked child
-                lock=True,
-            )
-        except lmdb.Error as error:
-            raise translate(error, self.path) from error
-        except OSError as error:
-            raise translate(error, self.path) from error
+        for attempt in range(5):
+            try:
+                env = lmdb.open(
+                    self.directory,
+                    map_size=settings.map_size,
+                    subdir=True,
+                    readonly=False,
+                    sync=settings.durable,
+                    metasync=settings.durable,
+                    mode=0o600,
+                    create=True,
+                    readahead=False,
+                    writemap=False,
+                    max_readers=settings.max_readers,
+                    max_dbs=0,
+                    max_spare_txns=0,  # a spare read transaction must not survive into a forked child
+                    lock=True,
+                )
+                break
+            except lmdb.MapResizedError as error:
+                # Another process grew the map between LMDB reading its size and py-lmdb's first
+                # transaction: opening again reads the new size.
+                if attempt == 4:
+                    raise translate(error, self.path) from error
+            except (lmdb.Error, OSError) as error:
+                raise translate(error, self.path) from error
         try:
             env.reader_check()  # free the reader slots of processes that were killed
             handles = self._open_databases(env)
@@ -218,48 +221,44 @@ class SharedEnvironment:
         return handles
 
     def _open_databases(self, env: lmdb.Environment) -> Handles:
+        """Check that the database is ours (or empty, then mark it), without the write lock if possible."""
+        keys: list[bytes] = []
         for _ in range(3):
             try:
                 with env.begin() as txn:
-                    foreign = [name for name, _ in txn.cursor() if name not in DATABASE_NAMES]
+                    marker = txn.get(META_FORMAT)
+                    if marker != FORMAT:
+                        keys = [key for key, _ in itertools.islice(txn.cursor(), 3)]
                 break
             except lmdb.MapResizedError:
                 env.set_mapsize(0)  # grown by another process; no other thread sees env yet
             except lmdb.Error as error:
                 raise translate(error, self.path) from error
-        if foreign:
-            shown = ", ".join(repr(name) for name in foreign[:3])
+        else:
+            raise StoreError(f"the LMDB map of {self.path} kept being resized while it was opened")
+        if marker is None and not keys:
+            self._mark_new(env)
+        elif marker != FORMAT:
+            shown = ", ".join(repr(key[:40]) for key in keys)
             raise CorruptCache(
-                f"{self.path} is an LMDB database of another program (it holds {shown}); "
+                f"{self.path} is an LMDB database of another program (it holds {shown}; format marker {marker!r}); "
                 "point cachekit at another directory"
             )
-        # py-lmdb keeps a database handle only when it was opened in a write
-        # transaction that committed (it resets read-only ones instead of
-        # committing them), so open (or create) them all in one, under the file
-        # lock: LMDB's own writer mutex would wait with no timeout.  Opening
-        # therefore waits for a writer of another process, up to the timeout.
+        return Handles(env)
+
+    def _mark_new(self, env: lmdb.Environment) -> None:
+        """Write the format marker into a new, empty database (under the write lock)."""
         self._lock_file(self._deadline(self.settings.timeout))
         try:
-            for _ in range(3):
-                try:
-                    return Handles(env, *self._create_databases(env))
-                except lmdb.MapResizedError:
-                    env.set_mapsize(0)
-            raise StoreError(f"the LMDB map of {self.path} kept being resized while it was opened")
+            with env.begin(write=True) as txn:
+                if txn.get(META_FORMAT) is None:
+                    if txn.cursor().first():
+                        raise CorruptCache(f"{self.path} is an LMDB database of another program")
+                    txn.put(META_FORMAT, FORMAT)
         except lmdb.Error as error:
             raise translate(error, self.path) from error
         finally:
             self._unlock_file()
-
-    def _create_databases(self, env: lmdb.Environment) -> list[Any]:
-        with env.begin(write=True) as txn:
-            databases = [env.open_db(name, txn=txn, create=True) for name in DATABASE_NAMES]
-            marker = txn.get(b"format", db=databases[-1])
-            if marker is None:
-                txn.put(b"format", FORMAT, db=databases[-1])
-            elif marker != FORMAT:
-                raise CorruptCache(f"{self.path} is not a cachekit LMDB database (format marker {marker!r})")
-        return databases
 
     def close_if_unused(self) -> None:
         """Close the environment when no store uses it and no thread is inside it."""
@@ -310,7 +309,7 @@ class SharedEnvironment:
         try:
             try:
                 fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:  # held by another process, or the lock file is not open yet
+            except (OSError, ValueError):  # held by another process, or the lock file is not open yet (-1)
                 self._lock_file((started or time.monotonic()) + timeout)
         except BaseException:
             writer.release()

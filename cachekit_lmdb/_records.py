@@ -72,11 +72,12 @@ CODES: tuple[str, ...] = ("bytes", "str", "int", "float", "pickle", "msgpack", "
 _CODE_OF = {name: code for code, name in enumerate(CODES)}
 NAMED = 255
 
-#: Longest key LMDB accepts with its default build.  Keys this long or
-#: longer are stored under a prefix of themselves plus a digest (exactly
+#: Longest entry key stored as it is, plus one: LMDB accepts keys of up to
+#: 511 bytes, and the store puts a one-byte region prefix in front.  Keys this
+#: long or longer are stored under a prefix of themselves plus a digest (exactly
 #: MAX_KEY bytes), with the full key in the record; shorter keys as they are,
 #: so a stored key of MAX_KEY bytes is always a digest form and never collides.
-MAX_KEY = 511
+MAX_KEY = 510
 PREFIX = MAX_KEY - 32
 
 _SIGN = 1 << 63

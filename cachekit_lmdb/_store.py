@@ -1,15 +1,20 @@
 """The LMDB store: entries in a memory-mapped B+tree, reads that never wait for a lock.
 
-Layout (see :mod:`cachekit_lmdb._records` for the bytes): six sub-databases
-of one environment, all changed in the same write transaction.
+Layout (see :mod:`cachekit_lmdb._records` for the bytes): one B+tree, LMDB's
+main database, in six regions told apart by the first byte of the key, all
+changed in the same write transaction.
 
-- ``entries``: key -> record (metadata, serializer, tag, inline payload);
-  LMDB keeps it sorted, which is :attr:`Order.KEY`;
-- ``insertion``: sequence number -> key (:attr:`Order.INSERTION`);
-- ``expiry``: expire time + sequence -> key, expiring entries only;
-- ``eviction``: the eviction policy's rank fields + sequence -> key;
-- ``tags``: tag digest + sequence -> key, while the tag index is on;
-- ``meta``: totals, persisted settings, counters, the index layout.
+- ``K`` entries: key -> record (metadata, serializer, tag, inline payload);
+  LMDB keeps them sorted, which is :attr:`Order.KEY`;
+- ``I`` insertion index: sequence number -> key (:attr:`Order.INSERTION`);
+- ``X`` expiry index: expire time + sequence -> key, expiring entries only;
+- ``V`` eviction index: the eviction policy's rank fields + sequence -> key;
+- ``T`` tag index: tag digest + sequence -> key, while the tag index is on;
+- ``M`` meta: the format marker, totals, persisted settings, counters, the index layout.
+
+One tree rather than six sub-databases: py-lmdb keeps a sub-database handle
+only from a committed write transaction, which would make opening a cache
+wait for the writers of other processes.
 
 A read is one read-only LMDB transaction: no lock file, no system call.
 A write takes the writer lock (with the cache's timeout), then LMDB's.
@@ -60,10 +65,16 @@ __all__ = ["LMDBStore"]
 _TOTALS = struct.Struct("<qqQd")
 """count, volume, next sequence number, next expire time (NaN: none)."""
 _COUNTER = struct.Struct("<q")
-_TOTALS_KEY = b"totals"
-_LAYOUT_KEY = b"layout"
-_SETTING_PREFIX = b"setting:"
-_COUNTER_PREFIX = b"counter:"
+_ENTRY = b"K"
+_INSERTION = b"I"
+_EXPIRY = b"X"
+_EVICTION = b"V"
+_TAG = b"T"
+_META = b"M"
+_TOTALS_KEY = b"Mtotals"
+_LAYOUT_KEY = b"Mlayout"
+_SETTING_PREFIX = b"Msetting:"
+_COUNTER_PREFIX = b"Mcounter:"
 _UPDATABLE = frozenset({"expire_time", "access_time", "access_count", "tag"})
 _PAGE = 100
 _RETRY: Any = object()
@@ -74,10 +85,8 @@ _NATIVE_CODES = len(_records.CODES)
 _CODE_NAMES = _records.CODES
 _MIB = 2**20
 
-# py-lmdb parses keyword arguments slowly (about 60 ns a call), so the paths
-# every read and write takes pass them by position:
-#   txn.get(key, default, db), txn.put(key, value, dupdata, overwrite, append, db),
-#   txn.delete(key, value, db), env.begin(db).
+# Every call goes to the main database, so no ``db=`` argument is passed:
+# py-lmdb parses keyword arguments slowly (about 60 ns a call).
 
 #: What a transaction replays after the map grew: (operation, arguments).
 _Operation = tuple[Callable[..., Any], tuple[Any, ...]]
@@ -255,10 +264,10 @@ class LMDBStore(Store):
                 handles, txn = self._begin_write_slowly(timeout)
             else:
                 try:
-                    txn = handles.env.begin(None, None, True)  # (db, parent, write)
+                    txn = handles.env.begin(None, None, True)  # (db, parent, write): no keyword parsing
                 except lmdb.Error:
                     handles, txn = self._begin_write_slowly(timeout)
-            layout = txn.get(_LAYOUT_KEY, None, handles.meta)
+            layout = txn.get(_LAYOUT_KEY)
             if layout != self._layout_raw:
                 self._apply_layout(layout)
         except BaseException:
@@ -464,7 +473,7 @@ class LMDBStore(Store):
         stored = record_key(key)
 
         def action(txn: Any, handles: Handles) -> Entry | None:
-            record = txn.get(stored, None, handles.entries)
+            record = txn.get(_ENTRY + stored)
             if record is None:
                 return None
             entry, _ = decode(stored, record)
@@ -478,12 +487,12 @@ class LMDBStore(Store):
         # under the gate, and only the three header fields a read needs unpacked.
         fast = self._shared.fast
         # Keys too long for LMDB take the slow path, which stores them under a digest.
-        if fast is None or self._writing or self._reading or len(key) >= 511:  # 511: _records.MAX_KEY
+        if fast is None or self._writing or self._reading or len(key) >= 510:  # 510: _records.MAX_KEY
             return self._slow_lookup(key)
-        env, entries, gate = fast
+        env, gate = fast
         gate.acquire()
         try:
-            record = env.begin(entries).get(key)
+            record = env.begin().get(b"K" + key)  # b"K": _ENTRY
         except lmdb.Error:
             # A resized map, a full reader table, a closed environment: the slow path deals with them.
             record = _RETRY
@@ -514,12 +523,12 @@ class LMDBStore(Store):
 
     def _put(self, txn: Any, handles: Handles, entry: Entry) -> Entry | None:
         stored = record_key(entry.key)
-        old_record = txn.get(stored, None, handles.entries)
+        old_record = txn.get(_ENTRY + stored)
         expire = entry.expire_time
         if old_record is None:
             count, volume, seq, next_expiry = self._load_totals(txn, handles)
-            txn.put(stored, encode(entry, seq), True, True, False, handles.entries)
-            txn.put(_records.seq_bytes(seq), stored, True, True, False, handles.insertion)
+            txn.put(_ENTRY + stored, encode(entry, seq))
+            txn.put(_INSERTION + _records.seq_bytes(seq), stored)
             self._index(txn, handles, entry, seq, stored)
             if expire is not None and (next_expiry is None or expire < next_expiry):
                 next_expiry = expire
@@ -527,7 +536,7 @@ class LMDBStore(Store):
             return None
         old, seq = decode(stored, old_record)
         self._unindex(txn, handles, old, seq)
-        txn.put(stored, encode(entry, seq), True, True, False, handles.entries)
+        txn.put(_ENTRY + stored, encode(entry, seq))
         self._index(txn, handles, entry, seq, stored)
         # Totals change only when the size or an expire time does: an
         # overwrite of the same size leaves the meta database untouched.
@@ -551,8 +560,10 @@ class LMDBStore(Store):
 
     @staticmethod
     def _first_expiry(txn: Any, handles: Handles) -> float | None:
-        cursor = txn.cursor(db=handles.expiry)
-        return decode_sortable_float(cursor.key()) if cursor.first() else None
+        cursor = txn.cursor()
+        if cursor.set_range(_EXPIRY) and cursor.key()[:1] == _EXPIRY:
+            return decode_sortable_float(cursor.key()[1:])
+        return None
 
     def update(self, key: bytes, changes: Mapping[str, Any]) -> bool:
         unknown = set(changes) - _UPDATABLE
@@ -562,7 +573,7 @@ class LMDBStore(Store):
 
     def _update(self, txn: Any, handles: Handles, key: bytes, changes: dict[str, Any]) -> bool:
         stored = record_key(key)
-        record = txn.get(stored, None, handles.entries)
+        record = txn.get(_ENTRY + stored)
         if record is None:
             return False
         old, seq = decode(stored, record)
@@ -572,7 +583,7 @@ class LMDBStore(Store):
             return True
         new = old._replace(**changes)
         self._unindex(txn, handles, old, seq)
-        txn.put(stored, encode(new, seq), True, True, False, handles.entries)
+        txn.put(_ENTRY + stored, encode(new, seq))
         self._index(txn, handles, new, seq, stored)
         if new.expire_time != old.expire_time:
             count, volume, next_seq, next_expiry = self._load_totals(txn, handles)
@@ -585,15 +596,15 @@ class LMDBStore(Store):
 
     def _delete(self, txn: Any, handles: Handles, key: bytes) -> Entry | None:
         stored = record_key(key)
-        record = txn.get(stored, None, handles.entries)
+        record = txn.get(_ENTRY + stored)
         if record is None:
             return None
         old, seq = decode(stored, record)
         if old.key != key:
             return None
         self._unindex(txn, handles, old, seq)
-        txn.delete(_records.seq_bytes(seq), b"", handles.insertion)
-        txn.delete(stored, b"", handles.entries)
+        txn.delete(_INSERTION + _records.seq_bytes(seq))
+        txn.delete(_ENTRY + stored)
         count, volume, next_seq, next_expiry = self._load_totals(txn, handles)
         next_expiry = self._next_expiry(txn, handles, next_expiry, old.expire_time, None)
         self._save_totals(txn, handles, count - 1, volume - old.size, next_seq, next_expiry)
@@ -603,24 +614,24 @@ class LMDBStore(Store):
     def _index(self, txn: Any, handles: Handles, entry: Entry, seq: int, stored: bytes) -> None:
         """Add ``entry`` to the expiry, eviction and tag indexes (insertion is done by the caller)."""
         if entry.expire_time is not None:
-            txn.put(_records.expiry_key(entry.expire_time, seq), stored, True, True, False, handles.expiry)
+            txn.put(_EXPIRY + _records.expiry_key(entry.expire_time, seq), stored)
         rank_key = self._rank_key
         if rank_key is not None:
-            txn.put(rank_key(entry, seq), stored, True, True, False, handles.eviction)
+            txn.put(_EVICTION + rank_key(entry, seq), stored)
         if self._tag_index and entry.tag is not None:
-            txn.put(_records.tag_prefix(entry.tag) + _records.seq_bytes(seq), stored, True, True, False, handles.tags)
+            txn.put(_tag_key(entry.tag, seq), stored)
 
     def _unindex(self, txn: Any, handles: Handles, entry: Entry, seq: int) -> None:
         if entry.expire_time is not None:
-            txn.delete(_records.expiry_key(entry.expire_time, seq), b"", handles.expiry)
+            txn.delete(_EXPIRY + _records.expiry_key(entry.expire_time, seq))
         rank_key = self._rank_key
         if rank_key is not None:
-            txn.delete(rank_key(entry, seq), b"", handles.eviction)
+            txn.delete(_EVICTION + rank_key(entry, seq))
         if self._tag_index and entry.tag is not None:
-            txn.delete(_records.tag_prefix(entry.tag) + _records.seq_bytes(seq), b"", handles.tags)
+            txn.delete(_tag_key(entry.tag, seq))
 
     def _load_layout(self, txn: Any, handles: Handles) -> None:
-        self._apply_layout(txn.get(_LAYOUT_KEY, None, handles.meta))
+        self._apply_layout(txn.get(_LAYOUT_KEY))
 
     def _apply_layout(self, raw: bytes | None) -> None:
         """Adopt the index layout recorded in the database (another process may have changed it)."""
@@ -632,7 +643,7 @@ class LMDBStore(Store):
 
     def _save_layout(self, txn: Any, handles: Handles, rank: tuple[str, ...], tags: bool) -> None:
         raw = json.dumps({"rank": list(rank), "tags": tags}, sort_keys=True).encode()
-        txn.put(_LAYOUT_KEY, raw, db=handles.meta)
+        txn.put(_LAYOUT_KEY, raw)
         self._apply_layout(raw)
 
     def set_eviction_rank(self, rank: tuple[str, ...]) -> None:
@@ -653,16 +664,19 @@ class LMDBStore(Store):
 
     def _rebuild(self, txn: Any, handles: Handles, rank: tuple[str, ...], tags: bool) -> None:
         """Rebuild the eviction and tag indexes for a new layout."""
-        txn.drop(handles.eviction, delete=False)
-        txn.drop(handles.tags, delete=False)
+        for region in (_EVICTION, _TAG):
+            cursor = txn.cursor()
+            positioned = cursor.set_range(region)
+            while positioned and cursor.key()[:1] == region:
+                positioned = cursor.delete()  # moves to the next item
         self._save_layout(txn, handles, rank, tags)
         rank_key = self._rank_key
-        for stored, record in txn.cursor(db=handles.entries):
+        for stored, record in _region_items(txn, _ENTRY):
             entry, seq = decode(stored, record)
             if rank_key is not None:
-                txn.put(rank_key(entry, seq), stored, db=handles.eviction)
+                txn.put(_EVICTION + rank_key(entry, seq), stored)
             if tags and entry.tag is not None:
-                txn.put(_records.tag_prefix(entry.tag) + _records.seq_bytes(seq), stored, db=handles.tags)
+                txn.put(_tag_key(entry.tag, seq), stored)
 
     # -- scans ---------------------------------------------------------------------------------
     def scan(
@@ -690,25 +704,28 @@ class LMDBStore(Store):
         bound: bytes | None = None  # the last stored key yielded
 
         def page(txn: Any, handles: Handles) -> tuple[list[Entry], bytes | None, bool]:
-            cursor = txn.cursor(db=handles.entries)
+            cursor = txn.cursor()
             found: list[Entry] = []
-            last = bound
+            last = bound  # stored keys, without the region byte
             if not reverse:
                 if last is not None:
-                    positioned = cursor.set_range(last)
-                    if positioned and cursor.key() == last:
-                        positioned = cursor.next()
+                    positioned = _seek_after(cursor, _ENTRY + last)
+                elif start is not None:
+                    positioned = cursor.set_range(_ENTRY + _seek_low(start))
                 else:
-                    positioned = cursor.set_range(_seek_low(start)) if start is not None else cursor.first()
+                    positioned = cursor.set_range(_ENTRY)
             elif last is not None:
-                positioned = cursor.prev() if cursor.set_range(last) else cursor.last()
+                positioned = _seek_before(cursor, _ENTRY + last)
             elif stop is not None:
-                positioned = cursor.prev() if cursor.set_range(_seek_high(stop)) else cursor.last()
+                positioned = _seek_before(cursor, _ENTRY + _seek_high(stop))
             else:
-                positioned = cursor.last()
+                positioned = _seek_before(cursor, _region_end(_ENTRY))
             step = cursor.prev if reverse else cursor.next
             while positioned:
                 stored = cursor.key()
+                if stored[:1] != _ENTRY:
+                    return found, last, True
+                stored = stored[1:]
                 # Stored keys compare like the keys themselves up to the first PREFIX bytes.
                 if not reverse and stop is not None and len(stop) <= PREFIX and stored >= stop:
                     return found, last, True
@@ -722,10 +739,10 @@ class LMDBStore(Store):
                     # Keys that share their first PREFIX bytes are contiguous, but long
                     # ones are stored under a digest: read the whole run and sort it
                     # by the keys themselves.  A page never ends inside a run.
-                    head = stored[:PREFIX]
+                    head = _ENTRY + stored[:PREFIX]
                     candidates = []
-                    while positioned and cursor.key()[:PREFIX] == head:
-                        last = cursor.key()
+                    while positioned and cursor.key()[: PREFIX + 1] == head:
+                        last = cursor.key()[1:]
                         candidates.append(decode(last, cursor.value())[0])
                         positioned = step()
                     candidates.sort(key=_entry_key, reverse=reverse)
@@ -753,54 +770,45 @@ class LMDBStore(Store):
     ) -> Iterator[Entry]:
         """Entries in the order of an index database."""
         use_tags = order is Order.INSERTION and tag is not None and self._tag_index
-        prefix = _records.tag_prefix(tag) if use_tags and tag is not None else b""
+        if use_tags and tag is not None:
+            region = _TAG + _records.tag_prefix(tag)  # one tag's part of the tag index
+        elif order is Order.EXPIRY:
+            region = _EXPIRY
+        elif order is Order.EVICTION and self._rank:
+            region = _EVICTION
+        else:
+            region = _INSERTION  # also the eviction order when there is no policy
+        width = len(region)
         stable = order is Order.INSERTION  # index keys that never change while an entry lives
         remaining = limit
-        bound: bytes | None = None
-
-        def index_of(handles: Handles) -> Any:
-            if use_tags:
-                return handles.tags
-            if order is Order.INSERTION:
-                return handles.insertion
-            if order is Order.EXPIRY:
-                return handles.expiry
-            return handles.eviction if self._rank else handles.insertion
+        bound: bytes | None = None  # the last index key seen, with its region bytes
 
         def page(txn: Any, handles: Handles) -> tuple[list[Entry], bytes | None, bool]:
-            cursor = txn.cursor(db=index_of(handles))
+            cursor = txn.cursor()
             found: list[Entry] = []
             last = bound
             if last is None:
-                if reverse:
-                    positioned = (
-                        (cursor.prev() if cursor.set_range(_after_prefix(prefix)) else cursor.last())
-                        if prefix
-                        else cursor.last()
-                    )
-                else:
-                    positioned = cursor.set_range(prefix) if prefix else cursor.first()
+                positioned = _seek_before(cursor, _region_end(region)) if reverse else cursor.set_range(region)
             elif reverse:
-                positioned = cursor.prev() if cursor.set_range(last) else cursor.last()
+                positioned = _seek_before(cursor, last)
             else:
-                positioned = cursor.set_range(last)
-                if positioned and cursor.key() == last:
-                    positioned = cursor.next()
+                positioned = _seek_after(cursor, last)
             page_size = _PAGE if stable or txn is self._local.txn or txn is self._local.snapshot else None
+            step = cursor.prev if reverse else cursor.next
             while positioned:
                 index_key = cursor.key()
-                if prefix and not index_key.startswith(prefix):
+                if index_key[:width] != region:
                     return found, last, True
                 if (
                     order is Order.EXPIRY
                     and expired_before is not None
                     and not reverse
-                    and decode_sortable_float(index_key) >= expired_before
+                    and decode_sortable_float(index_key[1:]) >= expired_before
                 ):
                     return found, last, True
                 last = index_key
                 stored = cursor.value()
-                record = txn.get(stored, db=handles.entries)
+                record = txn.get(_ENTRY + stored)
                 if record is not None:
                     entry, _ = decode(stored, record)
                     if (tag is None or entry.tag == tag) and (
@@ -811,7 +819,7 @@ class LMDBStore(Store):
                             remaining is not None and len(found) >= remaining
                         ):
                             return found, last, False
-                positioned = cursor.prev() if reverse else cursor.next()
+                positioned = step()
             return found, last, True
 
         while True:
@@ -828,7 +836,7 @@ class LMDBStore(Store):
     @staticmethod
     def _load_totals(txn: Any, handles: Handles) -> tuple[int, int, int, float | None]:
         """``(count, volume, next sequence number, next expire time)``."""
-        raw = txn.get(_TOTALS_KEY, None, handles.meta)
+        raw = txn.get(_TOTALS_KEY)
         if raw is None:
             return 0, 0, 1, None
         count, volume, next_seq, next_expiry = _TOTALS.unpack(raw)
@@ -838,7 +846,7 @@ class LMDBStore(Store):
         self, txn: Any, handles: Handles, count: int, volume: int, next_seq: int, next_expiry: float | None
     ) -> None:
         packed = _TOTALS.pack(count, volume, next_seq, math.nan if next_expiry is None else next_expiry)
-        txn.put(_TOTALS_KEY, packed, True, True, False, handles.meta)
+        txn.put(_TOTALS_KEY, packed)
         self._local.totals = Totals(count, volume, next_expiry)
 
     def totals(self) -> Totals:
@@ -858,14 +866,7 @@ class LMDBStore(Store):
 
     def load_settings(self) -> dict[str, Any]:
         def action(txn: Any, handles: Handles) -> dict[str, Any]:
-            cursor = txn.cursor(db=handles.meta)
-            settings: dict[str, Any] = {}
-            if cursor.set_range(_SETTING_PREFIX):
-                for name, value in cursor:
-                    if not name.startswith(_SETTING_PREFIX):
-                        break
-                    settings[name[len(_SETTING_PREFIX) :].decode()] = json.loads(value)
-            return settings
+            return {name.decode(): json.loads(value) for name, value in _region_items(txn, _SETTING_PREFIX)}
 
         return self._read(action)  # type: ignore[no-any-return]
 
@@ -876,18 +877,12 @@ class LMDBStore(Store):
     @staticmethod
     def _save_settings(txn: Any, handles: Handles, encoded: dict[str, str]) -> None:
         for name, value in encoded.items():
-            txn.put(_SETTING_PREFIX + name.encode(), value.encode(), db=handles.meta)
+            txn.put(_SETTING_PREFIX + name.encode(), value.encode())
 
     def counters(self) -> dict[str, int]:
         def action(txn: Any, handles: Handles) -> dict[str, int]:
-            cursor = txn.cursor(db=handles.meta)
-            counters: dict[str, int] = {}
-            if cursor.set_range(_COUNTER_PREFIX):
-                for name, value in cursor:
-                    if not name.startswith(_COUNTER_PREFIX):
-                        break
-                    counters[name[len(_COUNTER_PREFIX) :].decode()] = _COUNTER.unpack(value)[0]
-            return counters
+            items = _region_items(txn, _COUNTER_PREFIX)
+            return {name.decode(): _COUNTER.unpack(value)[0] for name, value in items}
 
         return self._read(action)  # type: ignore[no-any-return]
 
@@ -898,9 +893,9 @@ class LMDBStore(Store):
     def _add_counters(txn: Any, handles: Handles, deltas: dict[str, int]) -> None:
         for name, delta in deltas.items():
             key = _COUNTER_PREFIX + name.encode()
-            raw = txn.get(key, db=handles.meta)
+            raw = txn.get(key)
             value = (_COUNTER.unpack(raw)[0] if raw is not None else 0) + delta
-            txn.put(key, _COUNTER.pack(value), db=handles.meta)
+            txn.put(key, _COUNTER.pack(value))
 
     def reset_counters(self, names: Iterator[str] | list[str]) -> None:
         self._change(self._reset_counters, list(names))
@@ -908,7 +903,7 @@ class LMDBStore(Store):
     @staticmethod
     def _reset_counters(txn: Any, handles: Handles, names: list[str]) -> None:
         for name in names:
-            txn.delete(_COUNTER_PREFIX + name.encode(), db=handles.meta)
+            txn.delete(_COUNTER_PREFIX + name.encode())
 
     # -- check -------------------------------------------------------------------------------------
     def check(self, fix: bool) -> list[str]:
@@ -919,13 +914,13 @@ class LMDBStore(Store):
 
     def _check(self, txn: Any, handles: Handles, fix: bool, problems: list[str]) -> None:
         del problems[:]  # a replay starts over
-        expected: dict[str, set[tuple[bytes, bytes]]] = {"insertion": set(), "expiry": set(), "eviction": set()}
-        expected["tags"] = set()
+        names = {_INSERTION: "insertion", _EXPIRY: "expiry", _EVICTION: "eviction", _TAG: "tag"}
+        expected: dict[bytes, set[tuple[bytes, bytes]]] = {region: set() for region in names}
         count = volume = 0
         top_seq = 0
         next_expiry: float | None = None
         undecodable: list[bytes] = []
-        for stored, record in txn.cursor(db=handles.entries):
+        for stored, record in _region_items(txn, _ENTRY):
             try:
                 entry, seq = decode(stored, record)
             except RecordError as error:
@@ -937,27 +932,26 @@ class LMDBStore(Store):
             top_seq = max(top_seq, seq)
             if entry.expire_time is not None and (next_expiry is None or entry.expire_time < next_expiry):
                 next_expiry = entry.expire_time
-            expected["insertion"].add((_records.seq_bytes(seq), stored))
+            expected[_INSERTION].add((_INSERTION + _records.seq_bytes(seq), stored))
             if entry.expire_time is not None:
-                expected["expiry"].add((_records.expiry_key(entry.expire_time, seq), stored))
+                expected[_EXPIRY].add((_EXPIRY + _records.expiry_key(entry.expire_time, seq), stored))
             if self._rank_key is not None:
-                expected["eviction"].add((self._rank_key(entry, seq), stored))
+                expected[_EVICTION].add((_EVICTION + self._rank_key(entry, seq), stored))
             if self._tag_index and entry.tag is not None:
-                expected["tags"].add((_records.tag_prefix(entry.tag) + _records.seq_bytes(seq), stored))
-        for name, wanted in expected.items():
-            database = getattr(handles, name)
-            actual = set(txn.cursor(db=database))
+                expected[_TAG].add((_tag_key(entry.tag, seq), stored))
+        for region, wanted in expected.items():
+            actual = {(region + key, value) for key, value in _region_items(txn, region)}
             missing, extra = wanted - actual, actual - wanted
             if missing or extra:
-                problems.append(f"the {name} index lacks {len(missing)} and has {len(extra)} stray entries")
+                problems.append(f"the {names[region]} index lacks {len(missing)} and has {len(extra)} stray entries")
                 if fix:
                     for index_key, _ in extra:
-                        txn.delete(index_key, db=database)
+                        txn.delete(index_key)
                     for index_key, stored in missing:
-                        txn.put(index_key, stored, db=database)
+                        txn.put(index_key, stored)
         if fix:
             for stored in undecodable:
-                txn.delete(stored, db=handles.entries)
+                txn.delete(_ENTRY + stored)
         recorded_count, recorded_volume, next_seq, recorded_expiry = self._load_totals(txn, handles)
         if (recorded_count, recorded_volume, recorded_expiry) != (count, volume, next_expiry) or next_seq <= top_seq:
             problems.append(
@@ -987,6 +981,37 @@ def _seek_high(stop: bytes) -> bytes:
     return stop if len(stop) <= PREFIX else stop[:PREFIX] + b"\xff" * (MAX_KEY - PREFIX)
 
 
-def _after_prefix(prefix: bytes) -> bytes:
-    """The smallest key greater than every key that starts with ``prefix``."""
-    return prefix + b"\xff" * 9
+def _tag_key(tag: bytes, seq: int) -> bytes:
+    """The key of an entry in the tag index."""
+    return _TAG + _records.tag_prefix(tag) + _records.seq_bytes(seq)
+
+
+def _region_end(region: bytes) -> bytes:
+    """The smallest key after every key of a one-byte region."""
+    return bytes([region[0] + 1])
+
+
+def _region_items(txn: Any, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """``(key without prefix, value)`` for every key that starts with ``prefix``, in order."""
+    cursor = txn.cursor()
+    positioned = cursor.set_range(prefix)
+    width = len(prefix)
+    while positioned:
+        key = cursor.key()
+        if key[:width] != prefix:
+            return
+        yield key[width:], cursor.value()
+        positioned = cursor.next()
+
+
+def _seek_after(cursor: Any, key: bytes) -> bool:
+    """Put ``cursor`` on the first key after ``key``; whether there is one."""
+    positioned = bool(cursor.set_range(key))
+    if positioned and cursor.key() == key:
+        positioned = bool(cursor.next())
+    return positioned
+
+
+def _seek_before(cursor: Any, key: bytes) -> bool:
+    """Put ``cursor`` on the last key before ``key``; whether there is one."""
+    return bool(cursor.prev() if cursor.set_range(key) else cursor.last())
