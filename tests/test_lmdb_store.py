@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import itertools
@@ -1097,3 +1098,30 @@ class TestDamagedRecord:
         cache.set("victim", "stored again")
         assert cache.get("victim") == "stored again"
         assert cache.check() == []
+
+
+# -- 14. how engine errors are translated ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("error", "kind", "words"),
+    [
+        (lmdb.MapFullError("mdb_put: MDB_MAP_FULL"), cachekit.StorageFull, "map_size_limit"),
+        (lmdb.InvalidError("mdb_env_open: MDB_INVALID"), cachekit.CorruptCache, "not a cachekit LMDB database"),
+        (lmdb.VersionMismatchError("MDB_VERSION_MISMATCH"), cachekit.CorruptCache, "damaged"),
+        (lmdb.CorruptedError("MDB_CORRUPTED"), cachekit.CorruptCache, "damaged"),
+        (lmdb.PanicError("MDB_PANIC"), cachekit.CorruptCache, "reopen"),
+        (lmdb.ReadersFullError("MDB_READERS_FULL"), cachekit.StoreError, "lmdb_max_readers"),
+        (OSError(errno.ENOSPC, "No space left on device"), cachekit.StorageFull, "free space"),
+        (OSError(errno.EACCES, "Permission denied"), cachekit.StoreError, "permission denied"),
+        (OSError(errno.EROFS, "Read-only file system"), cachekit.StoreError, "read-only"),
+        (lmdb.Error("something else"), cachekit.StoreError, "LMDB failed"),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else None,
+)
+def test_engine_errors_become_cachekit_errors_naming_the_path(
+    error: BaseException, kind: type[Exception], words: str
+) -> None:
+    """Every engine error maps to the cachekit exception that says what to do, with the path."""
+    translated = _environment.translate(error, "/somewhere/data.mdb")
+    assert type(translated) is kind
+    assert "/somewhere/data.mdb" in str(translated)
+    assert words in str(translated)
