@@ -225,13 +225,17 @@ class Spec:
     open: Callable[[str], System]
 
 
-def _cachekit_spec(store: str) -> Spec:
+def _cachekit_spec(store: str, policy: str | None = None) -> Spec:
+    """A cachekit store; with ``policy``, under that eviction policy (named ``cachekit:STORE/POLICY``)."""
+    name = CACHEKIT_PREFIX + store + (f"/{policy}" if policy else "")
+    settings = {"eviction_policy": policy} if policy else {}
+
     def open_(directory: str) -> System:
         import cachekit
 
-        return CacheSystem(CACHEKIT_PREFIX + store, cachekit.Cache(directory, store=store))
+        return CacheSystem(name, cachekit.Cache(directory, store=store, **settings))
 
-    return Spec(CACHEKIT_PREFIX + store, open_)
+    return Spec(name, open_)
 
 
 def _diskcache_spec() -> Spec:
@@ -877,6 +881,13 @@ def parser() -> argparse.ArgumentParser:
     result.add_argument("--seed", type=int, default=0, help="seed of the key samples (default 0)")
     result.add_argument("--dir", help="where to create the caches (default: the system temporary directory)")
     result.add_argument("--json", metavar="PATH", help="also write every figure to PATH as JSON")
+    result.add_argument(
+        "--policies",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        default=[],
+        help="also run every cachekit store under these eviction policies, comma-separated "
+        "(e.g. least-recently-used); each shows as cachekit:STORE/POLICY",
+    )
     return result
 
 
@@ -963,6 +974,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         specs = select_specs(args.systems, notes)
     except ValueError as error:
         command_line.error(str(error))
+    stores = [spec.name[len(CACHEKIT_PREFIX) :] for spec in specs if spec.name.startswith(CACHEKIT_PREFIX)]
+    specs += [_cachekit_spec(store, policy) for policy in args.policies for store in stores]
     report, ok = run(args, specs, notes, argv)
     if args.json:
         write_json(args.json, report)

@@ -129,3 +129,17 @@ def test_mixed_quick_run_reports_every_operation_and_a_throughput(tmp_path: Path
         assert throughput["operations"] == processes * report["config"]["ops_per_process"]
         assert len(throughput["worker_seconds"]) == processes
     assert "| cachekit:sqlite | get" in completed.stdout
+
+
+def test_policies_add_a_system_per_store_and_policy(tmp_path: Path) -> None:
+    """``--policies`` runs each cachekit store again under each named eviction policy, side by side."""
+    output = tmp_path / "latency.json"
+    completed = run_benchmark(
+        "--quick", "--systems", "sqlite", "--policies", "least-recently-used", "--json", str(output)
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    report = json.loads(output.read_text(encoding="utf-8"))
+    systems = {row["system"] for row in report["results"]}
+    assert systems == {"cachekit:sqlite", "cachekit:sqlite/least-recently-used"}
+    hits = [row for row in report["results"] if row["operation"] == "get-hit"]
+    assert all(row["samples"] > 0 for row in hits)
