@@ -111,6 +111,15 @@ def network_filesystem(directory: str) -> str | None:
     return kind if kind in _NETWORK_FILESYSTEMS else None
 
 
+def _adopt(env: lmdb.Environment, cap: int) -> int:
+    """Take on the map size recorded in the database, at most ``cap`` (LMDB rounds a
+    smaller size up to the pages in use); return the new size."""
+    env.set_mapsize(0)
+    if env.info()["map_size"] > cap:
+        env.set_mapsize(cap)
+    return int(env.info()["map_size"])
+
+
 def _try_flock(descriptor: int) -> bool:
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -214,6 +223,9 @@ class SharedEnvironment:
                 raise translate(error, self.path) from error
         try:
             env.reader_check()  # free the reader slots of processes that were killed
+            # LMDB opens with the largest map size any process recorded; a lower
+            # map_size_limit (or a reserve used for removals) caps it again.
+            _adopt(env, settings.map_size_limit)
             handles = self._open_databases(env)
         except BaseException:
             env.close()
@@ -395,24 +407,32 @@ class SharedEnvironment:
 
         Raises :class:`cachekit.StorageFull` when the map is already at the
         limit.  A transaction that only removes data (``removing``) may grow
-        into a reserve of a sixteenth beyond the limit: even a deletion needs
+        into a reserve of a sixteenth (at least 1 MiB) beyond the limit: even a deletion needs
         fresh pages (LMDB copies on write), and making room must stay possible.
         """
         handles = self.open_handles()
         env = handles.env
         limit = self.settings.map_size_limit
         if removing:
-            limit += max(limit // 16, 256 * 1024)
+            limit += max(limit // 16, 2**20)
 
         def resize() -> None:
             current = env.info()["map_size"]
-            env.set_mapsize(0)  # adopt a size another process may have set meanwhile
-            adopted = env.info()["map_size"]
+            # Adopt a size another process may have set meanwhile, but never more than
+            # this transaction may use: LMDB records the largest size any process ever
+            # used, the reserve included, and adopting that would hand the reserve out.
+            adopted = _adopt(env, limit)
             if adopted > current:
                 return  # another process grew it: try again with that
             if env.reader_check():
                 return  # a killed process's reader slot pinned old pages: they are free now
             if current >= limit:
+                if removing:
+                    raise StorageFull(
+                        f"the LMDB map of {self.path} is full past map_size_limit ({self.settings.map_size_limit} "
+                        "bytes) and its reserve for removals is used up, so even removing entries fails; "
+                        "reopen the cache with a larger map_size_limit (or delete the directory)"
+                    )
                 raise StorageFull(
                     f"the LMDB map of {self.path} reached map_size_limit ({self.settings.map_size_limit} bytes); "
                     "raise map_size_limit or lower size_limit"
@@ -443,7 +463,7 @@ class SharedEnvironment:
         if not holding:
             self.lock_writer_in_process(timeout)
         try:
-            self.exclusive(timeout, lambda: handles.env.set_mapsize(0))
+            self.exclusive(timeout, lambda: _adopt(handles.env, self.settings.map_size_limit))
         except lmdb.Error as error:
             raise translate(error, self.path) from error
         finally:

@@ -122,6 +122,8 @@ class _ThreadState(threading.local):
         """The write transaction's :class:`Totals`, once asked for."""
         self.reserve = False
         """Whether the transaction grew the map for removals, into the reserve past the limit."""
+        self.failed: BaseException | None = None
+        """Why the write transaction was lost midway (the map could not grow), or ``None``."""
 
 
 _open_stores: weakref.WeakSet[LMDBStore] = weakref.WeakSet()
@@ -278,6 +280,7 @@ class LMDBStore(Store):
         state.log = []
         state.totals = None
         state.reserve = False
+        state.failed = None
         self._writing = 1
 
     def _begin_write_slowly(self, timeout: float) -> tuple[Handles, Any]:
@@ -305,6 +308,7 @@ class LMDBStore(Store):
             state.txn = None
             state.log = []
             state.totals = None
+            state.failed = None
             self._writing = 0
             self._shared.unlock_writer()
 
@@ -340,7 +344,11 @@ class LMDBStore(Store):
         removing = all(operation.__name__ in _REMOVALS for operation in operations)
         state.reserve = state.reserve or removing
         while True:
-            shared.grow(self._timeout, removing)
+            try:
+                shared.grow(self._timeout, removing)
+            except BaseException as error:
+                state.failed = error  # the transaction is gone: later calls in it must say so
+                raise
             handles = shared.open_handles()
             try:
                 txn = handles.env.begin(write=True)
@@ -364,6 +372,11 @@ class LMDBStore(Store):
         """Run a change in this thread's write transaction (or a transaction of its own)."""
         state = self._local
         if state.txn is None:
+            if state.failed is not None:
+                raise StoreError(
+                    f"this write transaction on {self.path} was rolled back when the map could not grow "
+                    f"({state.failed}); leave transact() and try again"
+                ) from state.failed
             with self.write():
                 return self._change(operation, *arguments)
         while True:

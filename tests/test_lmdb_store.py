@@ -265,6 +265,46 @@ class TestGrowth:
         assert cache.check() == []
         assert cache.set("after", 1) is True
 
+    def test_a_transaction_lost_to_a_full_map_says_so_when_used_again(self, tmp_path: Path, closing: Any) -> None:
+        """After StorageFull inside transact(), later writes in the same block raise an error that says the
+        transaction was rolled back (not a misleading lock timeout); nothing of the block is kept."""
+        cache = closing(open_lmdb(tmp_path, lmdb_map_size="64KiB", map_size_limit="1MiB", **NO_CULLING))
+        cache.set("kept", 1)
+
+        def fill(count: int) -> None:
+            for index in range(count):
+                cache.set(f"txn-{index}", b"t" * 1000)
+
+        def block() -> None:
+            with cache.transact():
+                cache.set("first", 1)
+                with pytest.raises(cachekit.StorageFull):
+                    fill(5000)
+                cache.set("after the failure", 2)
+
+        with pytest.raises(cachekit.StoreError, match="rolled back") as raised:
+            block()
+        assert not isinstance(raised.value, cachekit.Timeout)
+        assert isinstance(raised.value.__cause__, cachekit.StorageFull)
+        assert list(cache) == ["kept"]
+        assert cache.set("later", 3) is True
+        assert cache.check() == []
+
+    def test_a_lower_map_size_limit_caps_a_grown_map_at_reopen(self, tmp_path: Path) -> None:
+        """Reopening with a smaller map_size_limit shrinks the map to it, or to the pages in use if more."""
+        cache = open_lmdb(tmp_path, lmdb_map_size="64KiB", **NO_CULLING)
+        for index in range(1000):
+            cache.set(index, b"v" * 1000)
+        grown = map_size(cache)
+        assert grown > 2**20
+        cache.clear()
+        cache.close()
+        reopened = open_lmdb(tmp_path, map_size_limit="1MiB", **NO_CULLING)
+        assert map_size(reopened) < grown
+        used = (handles(reopened).env.info()["last_pgno"] + 1) * handles(reopened).env.stat()["psize"]
+        assert map_size(reopened) == max(2**20, used)
+        reopened.close()
+
     def test_store_settings_reach_the_environment_and_are_not_persisted(self, tmp_path: Path) -> None:
         """map_size_limit, lmdb_map_size and lmdb_max_readers from a config string apply to that open only."""
         cache = cachekit.open(f"lmdb://{tmp_path}?map_size_limit=4MiB&lmdb_map_size=128KiB&lmdb_max_readers=77")
