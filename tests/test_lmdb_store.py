@@ -1165,3 +1165,67 @@ def test_engine_errors_become_cachekit_errors_naming_the_path(
     assert type(translated) is kind
     assert "/somewhere/data.mdb" in str(translated)
     assert words in str(translated)
+
+
+# -- 15. a read-only directory ---------------------------------------------------------------------------------
+READ_ONLY_SCRIPT = """
+import json, os, sys
+import cachekit
+
+directory = sys.argv[1]
+cache = cachekit.Cache(directory, store="lmdb")
+cache.set("key", "value")
+cache.close()
+for name in os.listdir(directory):
+    os.chmod(os.path.join(directory, name), 0o400)
+os.chmod(directory, 0o500)
+before = {name: open(os.path.join(directory, name), "rb").read() for name in os.listdir(directory)}
+try:
+    cachekit.Cache(directory, store="lmdb")
+    outcome = ["opened", ""]
+except cachekit.CachekitError as error:
+    outcome = [type(error).__name__, str(error)]
+after = {name: open(os.path.join(directory, name), "rb").read() for name in os.listdir(directory)}
+print(json.dumps({"outcome": outcome, "unchanged": before == after}))
+"""
+
+
+def test_a_read_only_directory_is_a_clear_error_naming_the_path(tmp_path: Path) -> None:
+    """A cache directory (and files) the user may only read: StoreError naming the path, files untouched.
+
+    Run as an unprivileged user: as root, permissions would not stop anything, so the script drops
+    to ``nobody`` with ``setpriv``."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    base = tmp_path
+    command = [sys.executable, "-c", READ_ONLY_SCRIPT]
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv: cannot drop privileges to test permissions")
+        drop = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+        probe = subprocess.run([*drop, sys.executable, "-c", "import cachekit"], capture_output=True, check=False)
+        if probe.returncode:
+            pytest.skip("this Python or cachekit is not readable by an unprivileged user (a private venv)")
+        # pytest's own temporary directories are root's alone: make one nobody can enter.
+        base = Path(tempfile.mkdtemp(prefix="cachekit-read-only-"))
+        base.chmod(0o777)
+        command = [*drop, *command]
+    try:
+        completed = subprocess.run(
+            [*command, str(base / "cache")], capture_output=True, text=True, timeout=60, check=False
+        )
+    finally:
+        if base != tmp_path:
+            shutil.rmtree(base, ignore_errors=True)
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout)
+    kind, message = report["outcome"]
+    assert kind == "StoreError"
+    assert str(base / "cache") in message
+    assert "permission denied or read-only" in message
+    assert report["unchanged"] is True
