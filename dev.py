@@ -27,7 +27,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
 STAMP = VENV / ".cachekit-installed"
-PACKAGES = ["cachekit", "cachekit_sqlite", "cachekit_lmdb"]
+PACKAGES = ["cachekit", "cachekit_sqlite", "cachekit_lmdb", "cachekit_django"]
 COVERAGE_MINIMUM = 95
 
 

@@ -80,6 +80,28 @@ class MaintenanceMixin(CacheCore):
             removed += culled
         return removed
 
+    def _evict_entries(self, count: int, retry: bool = False) -> int:
+        """Remove ``count`` entries, first to leave first (insertion order when the policy
+        never evicts); return how many.  For callers with an entry-count bound of their
+        own, such as Django's ``MAX_ENTRIES``."""
+        self._require_ordered_scans("evicting a number of entries")
+        order = Order.EVICTION if self._policy.rank else Order.INSERTION
+        removed = 0
+        store = self._store
+        while removed < count:
+            with WriteTransaction(self, retry) as state:
+                if self._accesses:
+                    self._apply_accesses()  # the order must see this process's recent reads
+                batch = list(store.scan(order, limit=min(_BATCH, count - removed)))
+                for entry in batch:
+                    self._drop(entry, state)
+                if batch:
+                    store.add_counters({"evictions": len(batch)})
+            removed += len(batch)
+            if not batch:
+                break
+        return removed
+
     def create_tag_index(self) -> None:
         """Index entries by tag, which makes :meth:`evict` fast on large caches."""
         self.reset("tag_index", True)
