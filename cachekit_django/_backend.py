@@ -14,8 +14,10 @@ by default, as Django's backends pickle).  Timeouts follow Django: the
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterable, Mapping
+import pickle
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, BinaryIO
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
@@ -28,6 +30,17 @@ __all__ = ["CachekitCache"]
 
 #: Django's own OPTIONS, which BaseCache reads.
 _DJANGO_OPTIONS = frozenset({"MAX_ENTRIES", "CULL_FREQUENCY"})
+
+
+@contextlib.contextmanager
+def _pickle_errors() -> Iterator[None]:
+    """Let a value that pickle refuses raise ``pickle.PickleError``, as from Django's own backends."""
+    try:
+        yield
+    except cachekit.SerializationError as error:
+        if isinstance(error.__cause__, pickle.PickleError):
+            raise error.__cause__ from error
+        raise
 
 
 class CachekitCache(BaseCache):
@@ -75,7 +88,8 @@ class CachekitCache(BaseCache):
             # Django stores it already expired: "added", yet never readable.
             return key not in self._cache
         self._make_room()
-        return self._cache.add(key, value, expire=expire, tag=tag, retry=True)
+        with _pickle_errors():
+            return self._cache.add(key, value, expire=expire, tag=tag, retry=True)
 
     def get(self, key: Any, default: Any = None, version: int | None = None) -> Any:
         key = self.make_and_validate_key(key, version=version)
@@ -92,7 +106,8 @@ class CachekitCache(BaseCache):
             self._cache.delete(key, retry=True)
             return True
         self._make_room()
-        return self._cache.set(key, value, expire=expire, tag=tag, retry=True)
+        with _pickle_errors():
+            return self._cache.set(key, value, expire=expire, tag=tag, retry=True)
 
     def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
         key = self.make_and_validate_key(key, version=version)
