@@ -108,11 +108,15 @@ def wheel(arguments: list[str]) -> None:
         shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__", *TREE_TESTS))
         (work / "pytest.ini").write_text(WHEEL_PYTEST_INI)
         check = (
-            "import cachekit, cachekit_sqlite, cachekit_lmdb, sys; "
+            "import cachekit, cachekit_sqlite, cachekit_lmdb, cachekit_django, sys; "
             "assert 'site-packages' in cachekit.__file__, cachekit.__file__"
         )
         run(python, "-c", check, cwd=work)
         run(python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *arguments, cwd=work, CACHEKIT_STRICT_PLUGINS="1")
+        # The Django backend supports both LTS lines: the tests above ran on the newest, now Django 4.2.
+        run(python, "-m", "pip", "install", "--quiet", "django>=4.2,<5")
+        django_tests = ["tests/test_django_backend.py", "tests/test_django_contract.py"]
+        run(python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *django_tests, cwd=work)
         # Without the [lmdb] extra, everything else must keep working.
         run(python, "-m", "pip", "uninstall", "--quiet", "--yes", "lmdb")
         selection = ["tests/test_lmdb_missing.py", "tests/test_conformance.py"]
