@@ -160,8 +160,16 @@ class CachekitCache(BaseCache):
         self._cache.clear(retry=True)
 
     def close(self, **kwargs: Any) -> None:
-        """Write out pending statistics and release the store; the cache reopens on next use."""
-        self._cache.close()
+        """Write out pending statistics and recorded reads, if the lock is free right now.
+
+        Django calls this at the end of every request.  The store stays open:
+        reopening it on the next request (an LMDB environment, an SQLite
+        connection) would cost more than the request's cache calls, and a local
+        cache holds no connection that needs closing.
+        """
+        with contextlib.suppress(cachekit.Timeout):
+            self._cache._flush_accesses(wait=False)
+            self._cache._flush_counters(wait=False)
 
     # -- MAX_ENTRIES and CULL_FREQUENCY ------------------------------------------
     def _make_room(self) -> None:

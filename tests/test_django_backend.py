@@ -92,6 +92,21 @@ class TestDjangoSemantics:
         assert backend.has_key("cull49")  # the newest always stays
         backend.close()
 
+    def test_close_writes_out_statistics_and_keeps_the_store_open(self, store: str, tmp_path: Path) -> None:
+        """Django closes caches after every request: pending counts reach the directory, the store stays."""
+        directory = tmp_path / "stats"
+        backend = CachekitCache(location(store, directory), {"OPTIONS": {"statistics": True}})
+        backend.set("key", 1)
+        backend.get("key")
+        backend.get("missing")
+        store_object = backend._cache.store
+        backend.close()
+        other = cachekit.Cache(directory)
+        assert other.stats() == (1, 1)
+        other.close()
+        assert backend._cache.store is store_object
+        assert backend.get("key") == 1
+
 
 class TestOptions:
     def test_cachekit_settings_pass_through(self, store: str, tmp_path: Path) -> None:
