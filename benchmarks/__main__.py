@@ -1,9 +1,10 @@
-"""``python -m benchmarks [latency|mixed] [options]``: run one benchmark (the latency one by default).
+"""``python -m benchmarks [latency|mixed|django] [options]``: run one benchmark (the latency one by default).
 
 ``python -m benchmarks [options]`` and ``python -m benchmarks latency
 [options]`` run the per-operation latency benchmark (``latency.py``);
 ``python -m benchmarks mixed [options]`` runs the multi-process mixed
-workload (``mixed.py``).
+workload (``mixed.py``); ``python -m benchmarks django [options]`` runs
+that workload on Django cache backends (``django_backends.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import mixed
 
         return mixed.main(arguments[1:])
+    if arguments[:1] == ["django"]:
+        from . import django_backends
+
+        return django_backends.main(arguments[1:])
     from . import latency
 
     if arguments[:1] == ["latency"]:

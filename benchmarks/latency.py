@@ -868,7 +868,8 @@ def parser() -> argparse.ArgumentParser:
         description="Per-operation latency (median, p90, p99, max) of get-hit, get-miss, set and delete for "
         "every installed cachekit store, python-diskcache, a bare sqlite3 table and a bare LMDB database.",
         epilog="'python -m benchmarks latency [options]' is the same; 'python -m benchmarks mixed --help' "
-        "describes the multi-process mixed-workload benchmark.",
+        "describes the multi-process mixed-workload benchmark, 'python -m benchmarks django --help' the same "
+        "workload on Django cache backends.",
     )
     result.add_argument("--quick", action="store_true", help=f"smoke test: {QUICK_OPS} calls, 1,000 keys only")
     result.add_argument("--ops", type=_positive, help=f"timed calls per operation (default {DEFAULT_OPS:,})")

@@ -129,6 +129,14 @@ class Job:
     value_size: int
     seed: int
 
+    def open(self) -> System:
+        """Open the system in a worker process; a subclass (another benchmark's job) may open another kind."""
+        return open_system(self.system, self.directory)
+
+    def check_result(self, operation: str, key: str, result: Any) -> bool | None:
+        """``check`` this job's result; a subclass may accept other return values."""
+        return check(self, operation, key, result)
+
 
 def open_system(name: str, directory: str) -> System:
     """Open the system called ``name`` (as ``select_specs`` spells it) on ``directory``."""
@@ -180,7 +188,7 @@ def timed_run(system: System, job: Job, plan: Sequence[tuple[int, int]]) -> dict
                 result = call(key)
                 elapsed = clock() - start
             samples[operation].append(elapsed)
-            found = check(job, OPERATIONS[operation], key, result)
+            found = job.check_result(OPERATIONS[operation], key, result)
             if found is True:
                 hits += 1
             elif found is False:
@@ -204,11 +212,11 @@ def worker(job: Job, number: int, messages: Any, start: Any) -> None:
     """
     try:
         plan = operation_plan(job.seed, job.processes, number, job.ops, job.key_count)
-        system = open_system(job.system, job.directory)
+        system = job.open()
         try:
             for _, key_index in plan[:WARMUP_OPS]:  # untimed: imports, statement caches, page cache
                 key = key_name(key_index)
-                check(job, "get", key, system.get(key))
+                job.check_result("get", key, system.get(key))
             messages.put(("ready", number, None))
             if not start.wait(START_TIMEOUT_SECONDS):
                 raise BenchmarkError(f"worker {number} was not told to start within {START_TIMEOUT_SECONDS:.0f} s")
@@ -255,14 +263,20 @@ class Outcome:
         return self.operations / self.slowest_seconds
 
 
+def populate_items(key_count: int, value_size: int, seed: int) -> Iterator[tuple[str, bytes]]:
+    """Every key with its value, in a seeded random order, like a cache filled by real traffic."""
+    keys = [key_name(index) for index in range(key_count)]
+    random.Random(seed).shuffle(keys)
+    return ((key, value_for(key, value_size)) for key in keys)
+
+
 def populate(spec: Spec, directory: str, key_count: int, value_size: int, seed: int) -> float:
     """Open ``spec`` on ``directory``, store every key in one transaction (in a seeded random order), close it."""
-    keys = [key_name(index) for index in range(key_count)]
-    random.Random(seed).shuffle(keys)  # filled in random order, like a cache filled by real traffic
+    items = populate_items(key_count, value_size, seed)
     start = time.perf_counter()
     system = spec.open(directory)
     try:
-        system.populate_items((key, value_for(key, value_size)) for key in keys)
+        system.populate_items(items)
     finally:
         system.close()
     return time.perf_counter() - start
@@ -372,23 +386,26 @@ def throughput_row(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def ratios(rows: Sequence[dict[str, Any]], throughputs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each cachekit store over diskcache at the same process count: throughput, and each operation's median and p99."""
+def ratios(
+    rows: Sequence[dict[str, Any]], throughputs: Sequence[dict[str, Any]], versus: str = DISKCACHE
+) -> list[dict[str, Any]]:
+    """Each cachekit store over ``versus`` (diskcache by default) at the same process count: throughput, and each
+    operation's median and p99."""
     latency = {(row["system"], row["processes"], row["operation"]): row for row in rows}
     speed = {(row["system"], row["processes"]): row for row in throughputs}
     out = []
     for (system, processes), row in speed.items():
-        other = speed.get((DISKCACHE, processes))
+        other = speed.get((versus, processes))
         if not system.startswith(CACHEKIT_PREFIX) or other is None:
             continue
         ratio: dict[str, Any] = {
             "store": system[len(CACHEKIT_PREFIX) :],
-            "versus": DISKCACHE,
+            "versus": versus,
             "processes": processes,
             "throughput": row["ops_per_second"] / other["ops_per_second"],
         }
         for operation in OPERATIONS:
-            mine, theirs = latency.get((system, processes, operation)), latency.get((DISKCACHE, processes, operation))
+            mine, theirs = latency.get((system, processes, operation)), latency.get((versus, processes, operation))
             if mine is not None and theirs is not None:
                 for statistic in ("median", "p99"):
                     ratio[f"{operation}_{statistic}"] = mine[f"{statistic}_us"] / theirs[f"{statistic}_us"]
@@ -418,6 +435,23 @@ def print_header(info: dict[str, Any], config: dict[str, Any], notes: Sequence[s
     print()
 
 
+def print_throughputs(throughputs: Sequence[dict[str, Any]]) -> None:
+    """The throughput table: operations per second, the slowest worker's wall time and the get hit rate."""
+    if not throughputs:
+        return
+    width = max(len(name) for name in ["system", *(row["system"] for row in throughputs)])
+    print(f"| {'system':<{width}} | throughput ops/s | slowest worker s | get hits |")
+    print(f"|{'-' * (width + 2)}|-----------------:|-----------------:|---------:|")
+    for row in throughputs:
+        gets = row["get_hits"] + row["get_misses"]
+        hits = f"{100 * row['get_hits'] / gets:.1f} %" if gets else "-"
+        print(
+            f"| {row['system']:<{width}} | {row['ops_per_second']:>16,.0f} "
+            f"| {row['slowest_worker_seconds']:>16.3f} | {hits:>8} |"
+        )
+    print()
+
+
 def print_processes(
     processes: int,
     rows: Sequence[dict[str, Any]],
@@ -438,18 +472,7 @@ def print_processes(
             cells = latency_cells(row)
             print(f"| {row['system']:<{width}} | {row['operation']:<9} | {row['samples']:>{calls},} | {cells} |")
         print()
-    if throughputs:
-        width = max(len(name) for name in ["system", *(row["system"] for row in throughputs)])
-        print(f"| {'system':<{width}} | throughput ops/s | slowest worker s | get hits |")
-        print(f"|{'-' * (width + 2)}|-----------------:|-----------------:|---------:|")
-        for row in throughputs:
-            gets = row["get_hits"] + row["get_misses"]
-            hits = f"{100 * row['get_hits'] / gets:.1f} %" if gets else "-"
-            print(
-                f"| {row['system']:<{width}} | {row['ops_per_second']:>16,.0f} "
-                f"| {row['slowest_worker_seconds']:>16.3f} | {hits:>8} |"
-            )
-        print()
+    print_throughputs(throughputs)
     for ratio in ratio_rows:
         set_p99 = f", set p99 {format_ratio(ratio['set_p99'])} diskcache's" if "set_p99" in ratio else ""
         print(f"- {ratio['store']}: throughput {format_ratio(ratio['throughput'])} diskcache's{set_p99}")

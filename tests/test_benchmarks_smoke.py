@@ -143,3 +143,38 @@ def test_policies_add_a_system_per_store_and_policy(tmp_path: Path) -> None:
     assert systems == {"cachekit:sqlite", "cachekit:sqlite/least-recently-used"}
     hits = [row for row in report["results"] if row["operation"] == "get-hit"]
     assert all(row["samples"] > 0 for row in hits)
+
+
+def test_django_quick_run_reports_every_operation_of_the_local_backends(tmp_path: Path) -> None:
+    """``django --quick --systems local``: every backend that needs no server, at each process count."""
+    pytest.importorskip("django")
+    output = tmp_path / "django.json"
+    completed = run_benchmark("django", "--quick", "--systems", "local", "--json", str(output))
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    report = json.loads(output.read_text(encoding="utf-8"))
+    assert report["errors"] == []
+    systems = report["config"]["systems"]
+    assert {"cachekit:sqlite", "filebased", "locmem"} <= set(systems)
+    assert not {"redis", "memcached"} & set(systems)  # they need a server
+    counts = report["config"]["processes"]
+    assert counts
+    rows = {(row["system"], row["processes"], row["operation"]): row for row in report["results"]}
+    throughputs = {(row["system"], row["processes"]): row for row in report["throughput"]}
+    for system in systems:
+        for processes in counts:
+            for operation in MIXED_OPERATIONS:
+                row = rows[(system, processes, operation)]
+                assert row["samples"] > 0, (system, processes, operation)
+                for statistic in STATISTICS:
+                    assert row[statistic] > 0, (system, processes, operation, statistic, row)
+                assert row["median_us"] <= row["p90_us"] <= row["p99_us"] <= row["max_us"]
+            throughput = throughputs[(system, processes)]
+            assert throughput["operations"] == processes * report["config"]["ops_per_process"]
+            assert throughput["ops_per_second"] > 0
+    if "diskcache" in systems:  # python-diskcache's DjangoCache: each store's median get is compared with it
+        versus = {(ratio["store"], ratio["processes"]) for ratio in report["ratios"] if ratio["versus"] == "diskcache"}
+        assert {("sqlite", processes) for processes in counts} <= versus
+        assert "- cachekit:sqlite: median get" in completed.stdout
+    assert "### get" in completed.stdout
+    assert "| cachekit:sqlite |" in completed.stdout
+    assert "MAX_ENTRIES" in completed.stdout

@@ -11,6 +11,7 @@ import asyncio
 import multiprocessing
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,20 @@ class TestDjangoSemantics:
         other.close()
         assert backend._cache.store is store_object
         assert backend.get("key") == 1
+
+    @pytest.mark.parametrize(
+        "key",
+        ["plain:1:key", "with space", "tab\there", "del\x7f", "ünïcode", "x" * 250, "x" * 251, "é" * 251, ""],
+    )
+    def test_key_warnings_are_djangos(self, backend: CachekitCache, key: str) -> None:
+        """The fast path of validate_key warns exactly when Django's own check does."""
+        from django.core.cache.backends.base import CacheKeyWarning, memcache_key_warnings
+
+        expected = list(memcache_key_warnings(key))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            backend.validate_key(key)
+        assert [str(warning.message) for warning in caught if warning.category is CacheKeyWarning] == expected
 
 
 class TestOptions:
