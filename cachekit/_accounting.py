@@ -73,7 +73,12 @@ class Accounting:
                 self._counters_limit = PENDING_LIMIT
 
     def _flush_counters(self, wait: bool = True) -> None:
-        """Write pending counts; without ``wait``, only if the write lock is free right now."""
+        """Write pending counts; without ``wait``, only if the write lock is free right now.
+
+        Inside a transaction of this thread they stay pending: written there, they
+        would be lost with it if it rolled back."""
+        if self._txn.depth:
+            return
         with self._stats_lock:
             pending, self._pending_counters = self._pending_counters, {}
         if not pending:

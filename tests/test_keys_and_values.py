@@ -525,3 +525,22 @@ class TestSerializers:
 def test_json_serializer_output_is_valid_json() -> None:
     """The json serializer's output is parsed back by the standard json module."""
     assert json.loads(JSONSerializer().dumps({"a": [1, None]})) == {"a": [1, None]}
+
+
+def test_statistics_counted_inside_a_rolled_back_transaction_are_kept(tmp_path: Path) -> None:
+    """Hits and misses counted inside transact() are not written in it, so a rollback does not lose them."""
+    cache = cachekit.Cache(tmp_path / "stats", statistics=True)
+    cache.set("key", 1)
+
+    def read_then_fail() -> None:
+        with cache.transact():
+            for _ in range(300):
+                cache.get("key")
+                cache.get("missing")
+            raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError, match="roll back"):
+        read_then_fail()
+    assert cache.stats() == (300, 300)
+    cache.close()
+    assert cachekit.Cache(tmp_path / "stats").stats() == (300, 300)
