@@ -242,9 +242,20 @@ class CachekitCache(BaseCache):
 
     def cache(self, name: str) -> cachekit.Cache:
         """A separate cachekit cache named ``name``, in a subdirectory, on the same store."""
-        if not name or os.sep in name or name in (".", ".."):
-            raise ValueError(f"a sub-cache name must be a plain directory name, got {name!r}")
-        return cachekit.Cache(os.path.join(self._cache.directory, "cache", name), store=self._cache.store_name)
+        return self._sub_cache("cache", name)
+
+    def deque(self, name: str, maxlen: int | None = None) -> cachekit.Deque:
+        """A persistent :class:`cachekit.Deque` named ``name``, in a subdirectory, on the same store."""
+        return cachekit.Deque.fromcache(self._sub_cache("deque", name), maxlen=maxlen)
+
+    def index(self, name: str) -> cachekit.Index:
+        """A persistent :class:`cachekit.Index` named ``name``, in a subdirectory, on the same store."""
+        return cachekit.Index.fromcache(self._sub_cache("index", name))
+
+    def _sub_cache(self, kind: str, name: str) -> cachekit.Cache:
+        if not isinstance(name, str) or not name or os.sep in name or name in (".", ".."):
+            raise ValueError(f"a sub-{kind} name must be a plain directory name, got {name!r}")
+        return cachekit.Cache(os.path.join(self._cache.directory, kind, name), store=self._cache.store_name)
 
     def __repr__(self) -> str:
         return f"CachekitCache({self._location!r})"

@@ -238,6 +238,19 @@ class TestExtras:
         with pytest.raises(ValueError, match="plain directory name"):
             backend.cache("../escape")
 
+    def test_sub_deques_and_indexes(self, backend: CachekitCache, store: str) -> None:
+        queue = backend.deque("jobs", maxlen=3)
+        queue.extend([1, 2, 3, 4])
+        assert list(backend.deque("jobs")) == [2, 3, 4]
+        assert queue.cache.store_name == store
+        index = backend.index("users")
+        index["ada"] = {"id": 1}
+        index["bob"] = {"id": 2}
+        assert list(backend.index("users").items()) == [("ada", {"id": 1}), ("bob", {"id": 2})]
+        assert backend.get("ada") is None
+        with pytest.raises(ValueError, match="sub-deque name"):
+            backend.deque("")
+
 
 class TestChecks:
     def test_a_cache_inside_media_root_or_static_root_is_warned(self, tmp_path: Path) -> None:
