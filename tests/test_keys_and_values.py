@@ -496,7 +496,9 @@ class TestSerializers:
             assert "key" not in cache
 
     @pytest.mark.parametrize("serializer", [PickleSerializer(), MsgpackSerializer(), JSONSerializer(), RawSerializer()])
-    @settings(max_examples=300)
+    # No deadline: some garbage makes pickle build a large memo (a LONG_BINPUT index of millions),
+    # which is slow but legitimate; these tests are about never crashing, not about speed.
+    @settings(max_examples=300, deadline=None)
     @given(data=st.binary(max_size=512))
     def test_decoders_survive_random_bytes(self, serializer: Serializer, data: bytes) -> None:
         """Random bytes into a decoder give a value or an ordinary exception, never a crash."""
@@ -504,7 +506,9 @@ class TestSerializers:
             serializer.loads(data)
 
     @pytest.mark.parametrize("name", ["pickle", "msgpack", "json"])
-    @settings(max_examples=300)
+    # No deadline: some garbage makes pickle build a large memo (a LONG_BINPUT index of millions),
+    # which is slow but legitimate; these tests are about never crashing, not about speed.
+    @settings(max_examples=300, deadline=None)
     @given(data=st.binary(max_size=512))
     def test_value_codec_turns_garbage_into_serialization_errors(self, name: str, data: bytes) -> None:
         """Through the value codec, undecodable bytes only ever raise SerializationError."""
