@@ -32,6 +32,7 @@ from ._open import open
 
 if TYPE_CHECKING:
     from ._deque import Deque
+    from ._fanout import FanoutCache
     from ._index import Index
     from ._locks import BoundedSemaphore, Lock, RLock
     from ._recipes import Averager, barrier, memoize_stampede, throttle
@@ -42,6 +43,7 @@ __version__ = "0.1.0"
 #: and importing cachekit should stay cheap.
 _LAZY = {
     "Deque": "._deque",
+    "FanoutCache": "._fanout",
     "Index": "._index",
     "Lock": "._locks",
     "RLock": "._locks",
@@ -76,6 +78,7 @@ __all__ = [
     "Deque",
     "DirectoryError",
     "EvictionPolicy",
+    "FanoutCache",
     "Index",
     "InsecureDirectory",
     "Lock",
