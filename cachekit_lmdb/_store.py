@@ -713,10 +713,10 @@ class LMDBStore(Store):
         self, reverse: bool, start: bytes | None, stop: bytes | None, tag: bytes | None, limit: int | None
     ) -> Iterator[Entry]:
         """Entries in key order, a page per read transaction, resuming after the last key seen."""
-        remaining = limit
-        bound: bytes | None = None  # the last stored key yielded
 
-        def page(txn: Any, handles: Handles) -> tuple[list[Entry], bytes | None, bool]:
+        def page(
+            txn: Any, handles: Handles, bound: bytes | None, remaining: int | None
+        ) -> tuple[list[Entry], bytes | None, bool]:
             cursor = txn.cursor()
             found: list[Entry] = []
             last = bound  # stored keys, without the region byte
@@ -768,8 +768,29 @@ class LMDBStore(Store):
                     return found, last, False
             return found, last, True
 
+        yield from self._paged(page, limit)
+
+    def _paged(
+        self,
+        page: Callable[[Any, Handles, bytes | None, int | None], tuple[list[Entry], bytes | None, bool]],
+        limit: int | None,
+    ) -> Iterator[Entry]:
+        """Call ``page(txn, handles, bound, remaining)`` in one read transaction after another.
+
+        ``bound`` is the position a page ended at (``None`` at first) and
+        ``remaining`` what is left of ``limit``; a page returns its entries,
+        its end position and whether the scan is finished.
+        """
+        remaining = limit
+        bound: bytes | None = None
         while True:
-            found, bound, finished = self._read(page)
+
+            def one_page(
+                txn: Any, handles: Handles, bound: bytes | None = bound, remaining: int | None = remaining
+            ) -> tuple[list[Entry], bytes | None, bool]:
+                return page(txn, handles, bound, remaining)
+
+            found, bound, finished = self._read(one_page)
             yield from found
             if remaining is not None:
                 remaining -= len(found)
@@ -793,10 +814,10 @@ class LMDBStore(Store):
             region = _INSERTION  # also the eviction order when there is no policy
         width = len(region)
         stable = order is Order.INSERTION  # index keys that never change while an entry lives
-        remaining = limit
-        bound: bytes | None = None  # the last index key seen, with its region bytes
 
-        def page(txn: Any, handles: Handles) -> tuple[list[Entry], bytes | None, bool]:
+        def page(
+            txn: Any, handles: Handles, bound: bytes | None, remaining: int | None
+        ) -> tuple[list[Entry], bytes | None, bool]:
             cursor = txn.cursor()
             found: list[Entry] = []
             last = bound
@@ -835,15 +856,7 @@ class LMDBStore(Store):
                 positioned = step()
             return found, last, True
 
-        while True:
-            found, bound, finished = self._read(page)
-            yield from found
-            if remaining is not None:
-                remaining -= len(found)
-                if remaining <= 0:
-                    return
-            if finished:
-                return
+        yield from self._paged(page, limit)
 
     # -- totals, settings, counters -------------------------------------------------------------
     @staticmethod
