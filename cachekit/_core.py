@@ -21,7 +21,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, ParamSpec, TypeVar
 
 from . import _config, _directory
 from ._accounting import Accounting
@@ -42,6 +42,9 @@ from ._registry import registry
 from ._settings import CORE_SETTINGS, parse_setting
 from ._transaction import TransactionState, UserTransaction, WriteTransaction
 from ._values import ValueCodec
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 __all__ = ["CacheCore", "validate_expire"]
 
@@ -599,7 +602,7 @@ class CacheCore(Accounting):
         expire: float | None = None,
         tag: Any = None,
         ignore: Iterable[int | str] = (),
-    ) -> Callable[[Callable[..., Any]], Memoized[..., Any]]:
+    ) -> Callable[[Callable[P, R]], Memoized[P, R]]:
         """A decorator that caches a function's results by its arguments.
 
         ``@cache.memoize()`` (parentheses required).  ``typed`` keeps

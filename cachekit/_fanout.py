@@ -22,7 +22,7 @@ import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, ParamSpec, TypeVar, cast
 
 from ._cache import Cache
 from ._errors import DirectoryError, Timeout, UnsupportedOperation
@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from ._core import CacheCore
     from ._deque import Deque
     from ._index import Index
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 __all__ = ["FanoutCache"]
 
@@ -468,7 +471,7 @@ class FanoutCache:
         expire: float | None = None,
         tag: Any = None,
         ignore: Iterable[int | str] = (),
-    ) -> Callable[[Callable[..., Any]], Memoized[..., Any]]:
+    ) -> Callable[[Callable[P, R]], Memoized[P, R]]:
         """A decorator that caches a function's results by its arguments; see :meth:`Cache.memoize`."""
         # memoize() needs only get and set, which this class provides with Cache's signatures.
         return memoize(cast("CacheCore", self), name, typed, expire, tag, ignore)

@@ -21,10 +21,13 @@ import contextlib
 import os
 from collections import OrderedDict
 from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, MutableMapping, ValuesView
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from ._cache import Cache
 from ._memoize import ENOVAL, Memoized
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 __all__ = ["Index"]
 
@@ -245,7 +248,7 @@ class Index(MutableMapping[Any, Any]):
 
     def memoize(
         self, name: str | None = None, typed: bool = False, ignore: Iterable[int | str] = ()
-    ) -> Callable[[Callable[..., Any]], Memoized[..., Any]]:
+    ) -> Callable[[Callable[P, R]], Memoized[P, R]]:
         """A decorator that keeps a function's results in the index, keyed by its arguments.
 
         As :meth:`cachekit.Cache.memoize` without ``expire`` and ``tag``

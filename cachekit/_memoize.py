@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
 if TYPE_CHECKING:
     from ._core import CacheCore
 
-__all__ = ["ENOVAL", "UNKNOWN", "Constant", "args_to_key", "full_name", "memoize"]
+__all__ = ["ENOVAL", "UNKNOWN", "Constant", "Memoized", "args_to_key", "full_name", "memoize"]
 
 P = ParamSpec("P")
+Q = ParamSpec("Q")
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
+S = TypeVar("S")
+T = TypeVar("T")
 
 
 class Constant(tuple):  # type: ignore[type-arg]
@@ -67,9 +70,30 @@ def args_to_key(
 
 
 class Memoized(Protocol[P, R_co]):
-    """A memoized function: the original signature plus ``__cache_key__``."""
+    """A memoized function: its own signature plus ``__cache_key__``.
+
+    As a method it binds like a function (``obj.method(x)``), and type
+    checkers see the signature without ``self``; ``__cache_key__`` still
+    takes every argument of the call, ``self`` included, as at run time.
+    """
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+
+    def __cache_key__(self, *args: P.args, **kwargs: P.kwargs) -> tuple[Any, ...]: ...
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> Memoized[P, R_co]: ...
+
+    @overload
+    def __get__(
+        self: Memoized[Concatenate[S, Q], T], instance: S, owner: type[Any] | None = None
+    ) -> _BoundMemoized[Q, T, Concatenate[S, Q]]: ...
+
+
+class _BoundMemoized(Protocol[Q, R_co, P]):
+    """A :class:`Memoized` method bound to an instance."""
+
+    def __call__(self, *args: Q.args, **kwargs: Q.kwargs) -> R_co: ...
 
     def __cache_key__(self, *args: P.args, **kwargs: P.kwargs) -> tuple[Any, ...]: ...
 

@@ -14,24 +14,20 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ._locks import POLL_INTERVAL, delete_if_held_by, holder_is_dead, new_owner
-from ._memoize import ENOVAL, args_to_key, full_name
+from ._memoize import ENOVAL, Memoized, args_to_key, full_name
 
 if TYPE_CHECKING:
     from ._cache import Cache
 
-__all__ = ["Averager", "StampedeMemoized", "barrier", "memoize_stampede", "throttle"]
+__all__ = ["Averager", "barrier", "memoize_stampede", "throttle"]
 
 log = logging.getLogger("cachekit")
 
 P = ParamSpec("P")
-Q = ParamSpec("Q")
 R = TypeVar("R")
-R_co = TypeVar("R_co", covariant=True)
-S = TypeVar("S")
-T = TypeVar("T")
 
 _DEAD_HOLDER_CHECK_INTERVAL = 0.1
 """Seconds between two checks, by a waiter of ``memoize_stampede``, that the computing process lives."""
@@ -161,35 +157,6 @@ def barrier(
     return decorator
 
 
-class StampedeMemoized(Protocol[P, R_co]):
-    """A function decorated by :func:`memoize_stampede`: its own signature plus ``__cache_key__``.
-
-    As a method it binds like a function (``obj.method(x)``), and type
-    checkers see the signature without ``self``; ``__cache_key__`` still
-    takes every argument of the call, ``self`` included, as at run time.
-    """
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
-
-    def __cache_key__(self, *args: P.args, **kwargs: P.kwargs) -> tuple[Any, ...]: ...
-
-    @overload
-    def __get__(self, instance: None, owner: type[Any] | None = None) -> StampedeMemoized[P, R_co]: ...
-
-    @overload
-    def __get__(
-        self: StampedeMemoized[Concatenate[S, Q], T], instance: S, owner: type[Any] | None = None
-    ) -> _BoundStampedeMemoized[Q, T, Concatenate[S, Q]]: ...
-
-
-class _BoundStampedeMemoized(Protocol[Q, R_co, P]):
-    """A :class:`StampedeMemoized` method bound to an instance."""
-
-    def __call__(self, *args: Q.args, **kwargs: Q.kwargs) -> R_co: ...
-
-    def __cache_key__(self, *args: P.args, **kwargs: P.kwargs) -> tuple[Any, ...]: ...
-
-
 def memoize_stampede(
     cache: Cache,
     expire: float | None,
@@ -198,7 +165,7 @@ def memoize_stampede(
     tag: Any = None,
     beta: float = 1,
     ignore: Iterable[int | str] = (),
-) -> Callable[[Callable[P, R]], StampedeMemoized[P, R]]:
+) -> Callable[[Callable[P, R]], Memoized[P, R]]:
     """A memoizing decorator that protects against cache stampedes, across threads and processes.
 
     Keys, ``name``, ``typed``, ``tag``, ``ignore`` and ``__cache_key__`` are
@@ -228,7 +195,7 @@ def memoize_stampede(
     validate_expire(expire, 0.0)  # the rules of set(), checked when decorating
     ignored = frozenset(ignore)
 
-    def decorator(function: Callable[P, R]) -> StampedeMemoized[P, R]:
+    def decorator(function: Callable[P, R]) -> Memoized[P, R]:
         base = (full_name(function),) if name is None else (name,)
         guard = _StampedeGuard(cache, function, expire, tag, beta)
 
