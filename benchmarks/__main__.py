@@ -15,6 +15,10 @@ from collections.abc import Sequence
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["collections"]:
+        from . import collections_throughput
+
+        return collections_throughput.main(arguments[1:])
     if arguments[:1] == ["mixed"]:
         from . import mixed
 

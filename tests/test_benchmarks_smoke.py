@@ -178,3 +178,18 @@ def test_django_quick_run_reports_every_operation_of_the_local_backends(tmp_path
     assert "### get" in completed.stdout
     assert "| cachekit:sqlite |" in completed.stdout
     assert "MAX_ENTRIES" in completed.stdout
+
+
+def test_collections_quick_run_reports_fanout_and_deque(tmp_path: Path) -> None:
+    """``collections --quick`` times FanoutCache and Deque for every store (no timing assertions)."""
+    output = tmp_path / "collections.json"
+    completed = run_benchmark("collections", "--quick", "--json", str(output))
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    rows = json.loads(output.read_text(encoding="utf-8"))["results"]
+    seen = {(row["system"], row["operation"]) for row in rows}
+    for store in ("sqlite", "lmdb"):
+        for operation in ("set", "get"):
+            assert (f"cachekit FanoutCache ({store})", operation) in seen
+        for operation in ("append", "popleft"):
+            assert (f"cachekit Deque ({store})", operation) in seen
+    assert all(row["ops_per_second"] > 0 for row in rows)
