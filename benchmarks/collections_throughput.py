@@ -10,7 +10,6 @@ the median of per-call times.  Run with ``python -m benchmarks collections``.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -19,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .latency import machine, store_names
+from .latency import machine, store_names, write_json
 
 __all__ = ["main"]
 
@@ -130,7 +129,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(base, ignore_errors=True)
     print_rows(rows)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"machine": info, "keys": keys, "results": rows}, handle, indent=2)
+        write_json(args.json, {"machine": info, "keys": keys, "results": rows})
     sys.stdout.flush()
     return 0
