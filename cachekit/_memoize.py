@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
 if TYPE_CHECKING:
     from ._core import CacheCore
 
-__all__ = ["ENOVAL", "UNKNOWN", "Constant", "Memoized", "args_to_key", "full_name", "memoize"]
+__all__ = [
+    "ENOVAL",
+    "UNKNOWN",
+    "Constant",
+    "Memoized",
+    "args_to_key",
+    "check_ignore",
+    "full_name",
+    "ignored_arguments",
+    "memoize",
+]
 
 P = ParamSpec("P")
 Q = ParamSpec("Q")
@@ -69,6 +80,54 @@ def args_to_key(
     return key
 
 
+def check_ignore(ignore: Iterable[int | str]) -> frozenset[int | str]:
+    """Read ``memoize``'s ``ignore`` once, refusing what cannot name an argument."""
+    if isinstance(ignore, str | bytes):
+        raise TypeError(f"ignore must be a collection of positions and names, not the single value {ignore!r}")
+    given = frozenset(ignore)
+    for item in given:
+        if isinstance(item, bool) or not isinstance(item, int | str):
+            raise TypeError(f"ignore holds argument positions (int) and names (str), got {item!r}")
+        if isinstance(item, int) and item < 0:
+            raise ValueError(f"ignore positions count from 0, got {item}")
+    return given
+
+
+def ignored_arguments(function: Callable[..., Any], given: frozenset[int | str]) -> frozenset[int | str]:
+    """The positions and names ``memoize`` leaves out of the keys of ``function``'s calls.
+
+    ``given`` (from :func:`check_ignore`) may name an argument by position
+    or by name; either way the argument is left out however it is passed: a
+    parameter that can be passed both ways is ignored under its position
+    and its name.  Entries that cannot match an argument of ``function``
+    are refused, since they would silently ignore nothing.
+    """
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):  # no signature to read (some builtins): take ignore as given
+        return given
+    positional = [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    keywords = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    takes_varargs = any(p.kind is p.VAR_POSITIONAL for p in parameters)
+    takes_varkw = any(p.kind is p.VAR_KEYWORD for p in parameters)
+    expanded: set[int | str] = set(given)
+    for item in given:
+        if isinstance(item, int):
+            if item < len(positional):
+                if positional[item] in keywords:
+                    expanded.add(positional[item])
+            elif not takes_varargs:
+                raise ValueError(
+                    f"ignore holds position {item}, but {full_name(function)} takes "
+                    f"{len(positional)} positional argument(s)"
+                )
+        elif item in positional:
+            expanded.add(positional.index(item))
+        elif item not in keywords and not takes_varkw:
+            raise ValueError(f"ignore names {item!r}, which is not a parameter of {full_name(function)}")
+    return frozenset(expanded)
+
+
 class Memoized(Protocol[P, R_co]):
     """A memoized function: its own signature plus ``__cache_key__``.
 
@@ -117,10 +176,11 @@ def memoize(
         from ._core import validate_expire
 
         validate_expire(expire, 0.0)  # the same rules as set(), checked when decorating
-    ignored = frozenset(ignore)
+    given = check_ignore(ignore)
 
     def decorator(function: Callable[P, R]) -> Memoized[P, R]:
         base = (full_name(function),) if name is None else (name,)
+        ignored = ignored_arguments(function, given)
 
         def cache_key(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
             return args_to_key(base, args, kwargs, typed, ignored)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ._locks import POLL_INTERVAL, delete_if_held_by, holder_is_dead, new_owner
-from ._memoize import ENOVAL, Memoized, args_to_key, full_name
+from ._memoize import ENOVAL, Memoized, args_to_key, check_ignore, full_name, ignored_arguments
 
 if TYPE_CHECKING:
     from ._cache import Cache
@@ -193,10 +193,11 @@ def memoize_stampede(
     from ._core import validate_expire
 
     validate_expire(expire, 0.0)  # the rules of set(), checked when decorating
-    ignored = frozenset(ignore)
+    given = check_ignore(ignore)
 
     def decorator(function: Callable[P, R]) -> Memoized[P, R]:
         base = (full_name(function),) if name is None else (name,)
+        ignored = ignored_arguments(function, given)
         guard = _StampedeGuard(cache, function, expire, tag, beta)
 
         def cache_key(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
