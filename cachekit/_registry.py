@@ -111,10 +111,10 @@ class Registry:
         if self._entry_points_loaded:
             return
         self._entry_points_loaded = True
-        import importlib.metadata  # here, not at import: it costs milliseconds
+        from ._entry_points import entry_points  # here, not at import: only the first open needs it
 
         strict = os.environ.get("CACHEKIT_STRICT_PLUGINS", "") not in ("", "0")
-        for entry_point in importlib.metadata.entry_points(group=self.group):
+        for entry_point in entry_points(self.group):
             if self.manager.has_plugin(entry_point.name):
                 continue
             try:
@@ -130,11 +130,8 @@ class Registry:
                     raise PluginError(message + " (CACHEKIT_STRICT_PLUGINS is set)") from error
                 warnings.warn(message, RuntimeWarning, stacklevel=4)
                 continue
-            if entry_point.dist is not None:
-                self._distributions[entry_point.name] = (
-                    entry_point.dist.name,
-                    entry_point.dist.version,
-                )
+            if entry_point.distribution is not None:
+                self._distributions[entry_point.name] = (entry_point.distribution, entry_point.version or "")
             self._register(plugin, entry_point.name)
 
     def _register(self, plugin: object, name: str | None) -> str:

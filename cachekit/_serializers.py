@@ -7,8 +7,6 @@ import pickle
 from collections.abc import Mapping
 from typing import Any
 
-import msgpack
-
 from ._interfaces import Serializer
 
 __all__ = ["JSONSerializer", "MsgpackSerializer", "PickleSerializer", "RawSerializer"]
@@ -43,13 +41,18 @@ class MsgpackSerializer(Serializer):
 
     name = "msgpack"
 
+    def __init__(self) -> None:
+        import msgpack  # here, not at module level: only caches that use it pay for the import
+
+        self._msgpack = msgpack
+
     def dumps(self, value: Any) -> bytes:
-        return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
+        return self._msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
 
     def loads(self, data: bytes) -> Any:
         # unpackb bounds every length field by len(data), so a hostile header
         # cannot make it allocate more than the payload's own size.
-        return msgpack.unpackb(data, raw=False, strict_map_key=False)
+        return self._msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
 class JSONSerializer(Serializer):

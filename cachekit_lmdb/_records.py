@@ -31,7 +31,6 @@ and breaks ties in insertion order.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import struct
 from collections.abc import Callable, Sequence
@@ -91,6 +90,8 @@ def record_key(key: bytes) -> bytes:
     a SHA-256 digest of the whole."""
     if len(key) < MAX_KEY:
         return key
+    import hashlib  # here: only long keys need it, and importing OpenSSL costs milliseconds at open
+
     return key[:PREFIX] + hashlib.sha256(key).digest()
 
 
@@ -322,4 +323,6 @@ def expiry_key(expire_time: float, seq: int) -> bytes:
 
 def tag_prefix(tag: bytes) -> bytes:
     """The fixed-length prefix under which the tag index groups entries with ``tag``."""
+    import hashlib  # here: see record_key
+
     return hashlib.blake2b(tag, digest_size=16).digest()

@@ -19,8 +19,10 @@ import pytest
 
 import cachekit
 import cachekit._config
+import cachekit._entry_points
 import cachekit.plugins
 from cachekit import PluginError, UnknownPluginError
+from cachekit._entry_points import FoundEntryPoint
 from cachekit._registry import Registry
 from cachekit._registry import registry as global_registry
 from cachekit.plugins import EvictionPolicy, PluginInfo, Serializer, hookimpl
@@ -86,17 +88,13 @@ def fake_entry_points(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Registry
     monkeypatch.delenv("CACHEKIT_STRICT_PLUGINS", raising=False)
 
     def make(*entry_points: tuple[str, str]) -> Registry:
-        fakes = [
-            importlib.metadata.EntryPoint(name=name, value=value, group=TEST_GROUP) for name, value in entry_points
-        ]
-        real = importlib.metadata.entry_points
+        fakes = [FoundEntryPoint(name, value, None, None) for name, value in entry_points]
+        real = cachekit._entry_points.entry_points
 
-        def entry_points_for(**selection: Any) -> Any:
-            if selection.get("group") == TEST_GROUP:
-                return fakes
-            return real(**selection)
+        def entry_points_for(group: str) -> list[FoundEntryPoint]:
+            return fakes if group == TEST_GROUP else real(group)
 
-        monkeypatch.setattr(importlib.metadata, "entry_points", entry_points_for)
+        monkeypatch.setattr(cachekit._entry_points, "entry_points", entry_points_for)
         return Registry(group=TEST_GROUP)
 
     return make
