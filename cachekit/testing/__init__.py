@@ -18,7 +18,16 @@ contracts can also be used one by one:
 - :class:`QueueContract`: ``push``, ``pull``, ``peek`` and ``peekitem``;
 - :class:`TransactionContract`: ``transact``, isolation, rollback and lock timeouts;
 - :class:`PluginContract`: an eviction policy and a serializer registered at run time;
-- :class:`ConcurrencyContract`: threads, processes, ``os.fork()`` and pickling.
+- :class:`ConcurrencyContract`: threads, processes, ``os.fork()`` and pickling;
+- :class:`DequeContract`: :class:`cachekit.Deque` against ``collections.deque``;
+- :class:`IndexContract`: :class:`cachekit.Index` against ``dict``;
+- :class:`RecipesContract`: ``Lock``, ``RLock``, ``BoundedSemaphore``, ``barrier``,
+  ``Averager``, ``throttle`` and ``memoize_stampede``, across threads and processes;
+- :class:`FanoutContract`: :class:`cachekit.FanoutCache` with its shards on the store.
+
+The suite needs pytest and hypothesis (its stateful tests compare ``Deque``
+and ``Index`` with ``collections.deque`` and ``dict``): install them with
+``pip install "cachekit[testing]"``.
 
 The store must be installed (an entry point in the ``cachekit`` group): some
 tests open the cache again in a fresh interpreter.  For detailed assertion
@@ -32,12 +41,16 @@ from __future__ import annotations
 from ._cache_contract import CacheContract
 from ._concurrency import ConcurrencyContract
 from ._conformance import StoreConformance
+from ._deque_contract import DequeContract
 from ._eviction import EvictionContract
 from ._expiry import ExpiryContract
+from ._fanout_contract import FanoutContract
+from ._index_contract import IndexContract
 from ._plugin_contract import PluginContract
 from ._plugins_for_tests import LargestFirst, MarkedJSONSerializer
 from ._queue import QUEUE_START as QUEUE_START
 from ._queue import QueueContract
+from ._recipes_contract import RecipesContract
 from ._store_contract import StoreContract
 from ._support import CacheFactory, FakeClock, Point, value_files
 from ._transactions import TransactionContract
@@ -48,14 +61,18 @@ __all__ = [
     "CacheContract",
     "CacheFactory",
     "ConcurrencyContract",
+    "DequeContract",
     "EvictionContract",
     "ExpiryContract",
     "FakeClock",
+    "FanoutContract",
+    "IndexContract",
     "LargestFirst",
     "MarkedJSONSerializer",
     "PluginContract",
     "Point",
     "QueueContract",
+    "RecipesContract",
     "StoreConformance",
     "StoreContract",
     "TransactionContract",
