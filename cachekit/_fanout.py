@@ -266,13 +266,16 @@ class FanoutCache:
         """The value under ``key``, or ``default`` (shaped as :meth:`Cache.get` shapes it).
 
         Reads rarely wait for a lock; if one times out, the default comes
-        back and the timeout is counted.
+        back, the timeout is counted, and with statistics on the read counts
+        as a miss in :meth:`stats`, since that is what the caller got.
         """
         shard = self._shard(key)
         try:
             return shard.get(key, default, read, expire_time, tag, retry)
         except Timeout:
             shard._count("timeouts")
+            if shard._statistics:
+                shard._count("misses")
             return _shaped(default, expire_time, tag)
 
     def __getitem__(self, key: Any) -> Any:
@@ -397,7 +400,11 @@ class FanoutCache:
         self._each(lambda shard: shard.drop_tag_index())
 
     def stats(self, enable: bool = True, reset: bool = False) -> tuple[int, int]:
-        """``(hits, misses)`` summed over the shards; enables statistics, as ``Cache.stats`` does."""
+        """``(hits, misses)`` summed over the shards; enables statistics, as ``Cache.stats`` does.
+
+        A read that gave up on a locked shard returned the default, and is
+        counted as a miss; :meth:`counters` also counts it in ``timeouts``.
+        """
         results = self._each(lambda shard: shard.stats(enable, reset))
         return sum(hits for hits, _ in results), sum(misses for _, misses in results)
 
