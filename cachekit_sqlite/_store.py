@@ -92,6 +92,10 @@ _UPSERT = (
     "expire_time = excluded.expire_time, access_time = excluded.access_time, "
     "access_count = excluded.access_count, tag = excluded.tag"
 )
+# One statement instead of a SELECT and a DELETE, where SQLite has RETURNING (3.35, 2021).
+_DELETE_RETURNING = (
+    f"DELETE FROM entries WHERE key = ? RETURNING {_COLUMNS}" if sqlite3.sqlite_version_info >= (3, 35) else None
+)
 _UPDATABLE = frozenset({"expire_time", "access_time", "access_count", "tag"})
 _PAGE = 100
 _EVICTION_INDEX_PREFIX = "entries_evict_"
@@ -131,7 +135,11 @@ def translate(error: sqlite3.Error, path: str) -> Exception:
     ):
         return CorruptCache(f"{path} is damaged or is not a cachekit database ({message})")
     if code.startswith("SQLITE_READONLY") or "readonly" in lowered:
-        return StoreError(f"cannot write {path}: it is read-only for this user ({message})")
+        return StoreError(
+            f"cannot write {path}: it is read-only for this user ({message}); "
+            "give this user read and write access to it (cachekit writes even when it only reads), "
+            "or use another directory"
+        )
     if code.startswith("SQLITE_CANTOPEN") or "unable to open" in lowered:
         return StoreError(f"cannot open {path} ({message}); check that the path and permissions are right")
     return StoreError(f"SQLite failed on {path}: {message}")
@@ -429,10 +437,13 @@ class SQLiteStore(Store):
         return cursor.rowcount > 0
 
     def delete(self, key: bytes) -> Entry | None:
-        entry = self.get(key)
-        if entry is not None:
+        if _DELETE_RETURNING is not None:
+            rows = self._fetchall(_DELETE_RETURNING, (key,))  # read to the end: the statement completes
+            return Entry._make(rows[0]) if rows else None
+        entry = self.get(key)  # pragma: no cover - SQLite before 3.35
+        if entry is not None:  # pragma: no cover
             self._execute("DELETE FROM entries WHERE key = ?", (key,))
-        return entry
+        return entry  # pragma: no cover
 
     def scan(
         self,
