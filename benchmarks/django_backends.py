@@ -21,37 +21,45 @@ import contextlib
 import gc
 import os
 import random
-import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .latency import (
+from ._servers import (
+    LOOPBACK,
+    QUICK_SERVER_START_SECONDS,
+    SERVER_START_SECONDS,
+    SERVERS,
+    Server,
+    ServerError,
+    start_server,
+    stopped_by_sigterm,
+)
+from ._systems import (
     CACHEKIT_PREFIX,
     DISKCACHE,
-    LATENCY_COLUMNS,
     BenchmarkError,
     Spec,
     System,
-    _version,
     diskcache_available,
+    lmdb_available,
+    store_names,
+)
+from .latency import (
+    LATENCY_COLUMNS,
+    _version,
     format_ratio,
     format_size,
     format_us,
     latency_cells,
-    lmdb_available,
     machine,
     print_finish,
     print_machine,
-    store_names,
     system_list,
     write_json,
 )
@@ -97,10 +105,6 @@ TIMEOUT_SECONDS = 3600
 #: MAX_ENTRIES is this many times the key count, so that Django's culling never runs.
 MAX_ENTRIES_FACTOR = 2
 POPULATE_BATCH = 1_000
-LOOPBACK = "127.0.0.1"
-SERVER_START_SECONDS = 10.0
-QUICK_SERVER_START_SECONDS = 2.0
-SERVER_STOP_SECONDS = 5.0
 CACHE_ALIAS = "default"
 
 
@@ -338,130 +342,21 @@ class DjangoJob(Job):
 # -- the servers -------------------------------------------------------------------------------
 
 
-@dataclass
-class Server:
-    """A server this benchmark started, on a loopback port, with its output in a log file."""
-
-    name: str
-    binary: str
-    version: str | None
-    port: int
-    process: subprocess.Popen[bytes]
-    log: str
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(SERVER_STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-#: Per server: its binary, the request that checks it answers, and the start of the answer.
-SERVERS = {
-    REDIS: ("redis-server", b"PING\r\n", b"+PONG"),
-    MEMCACHED: ("memcached", b"version\r\n", b"VERSION "),
-}
-
-
-def free_port() -> int:
-    """A TCP port free on loopback now (the server started on it may still lose a race for it; it is retried)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def server_command(name: str, binary: str, port: int, directory: str) -> list[str]:
-    if name == REDIS:
-        return [
-            binary,
-            *("--bind", LOOPBACK, "--port", str(port), "--save", "", "--appendonly", "no"),
-            *("--daemonize", "no", "--dir", directory, "--logfile", ""),
-        ]
-    command = [binary, "-l", LOOPBACK, "-p", str(port), "-U", "0"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:  # memcached refuses to run as root without a user to run as
-        import pwd
-
-        command += ["-u", pwd.getpwuid(0).pw_name]
-    return command
-
-
-def server_version(name: str, binary: str) -> str | None:
-    try:
-        shown = subprocess.run(
-            [binary, "--version" if name == REDIS else "-V"], capture_output=True, text=True, timeout=5, check=False
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    found = re.search(r"v=(\S+)" if name == REDIS else r"memcached (\S+)", shown)
-    return found.group(1) if found else None
-
-
-def _answers(port: int, request: bytes, answer: bytes) -> bool:
-    try:
-        with socket.create_connection((LOOPBACK, port), timeout=0.5) as connection:
-            connection.sendall(request)
-            return connection.recv(64).startswith(answer)
-    except OSError:
-        return False
-
-
-def _log_tail(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return " / ".join(line.strip() for line in handle.readlines()[-3:] if line.strip())
-    except OSError:
-        return ""
-
-
-def start_server(name: str, directory: str, budget: float) -> Server:
-    """Start the ``name`` server on a free loopback port and wait until it answers; ``BenchmarkError`` if it cannot."""
-    program, request, answer = SERVERS[name]
-    binary = shutil.which(program)
-    if binary is None:
-        raise BenchmarkError(f"{program} is not installed (e.g. apt-get install {program})")
-    version = server_version(name, binary)
-    deadline = time.monotonic() + budget
-    failure = ""
-    for attempt in range(3):
-        port = free_port()
-        log = os.path.join(directory, f"{name}-{attempt}.log")
-        with open(log, "wb") as output:
-            process = subprocess.Popen(
-                server_command(name, binary, port, directory),
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-        server = Server(name, binary, version, port, process, log)
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                failure = f"{program} exited with status {process.returncode}: {_log_tail(log)}"
-                break
-            if _answers(port, request, answer):
-                return server
-            time.sleep(0.02)
-        else:
-            server.stop()
-            raise BenchmarkError(f"{program} did not answer on port {port} within {budget:g} s")
-        server.stop()
-    raise BenchmarkError(failure)
-
-
 def start_servers(
     selected: list[Backend], directory: str, budget: float, notes: list[str], stack: contextlib.ExitStack
 ) -> dict[str, Server]:
-    """Start the server of every selected system that needs one; a system whose server fails is dropped, noted."""
+    """Start the server of every selected system that needs one; a system whose server fails is dropped, noted.
+
+    The servers are ``_servers.start_server``'s (a free loopback port, waited
+    for until they answer); each one is stopped when ``stack`` closes.
+    """
     servers: dict[str, Server] = {}
     for backend in list(selected):
         if backend.server is None:
             continue
         try:
             server = start_server(backend.server, directory, budget)
-        except (BenchmarkError, OSError) as error:  # OSError: the binary cannot be run
+        except (ServerError, OSError) as error:  # OSError: the binary cannot be run
             notes.append(f"{backend.name} skipped: {error}")
             selected.remove(backend)
             continue
@@ -754,24 +649,6 @@ def explain(selected: Sequence[Backend], config: dict[str, Any], info: dict[str,
             f"{', '.join(str(count) for count in crowded)} processes on {info['cpus_usable']} usable CPUs: "
             "the workers share the CPUs, so their latencies include waiting for one"
         )
-
-
-@contextlib.contextmanager
-def stopped_by_sigterm() -> Iterator[None]:
-    """Let SIGTERM interrupt the run as Ctrl-C does, so that the servers it started are stopped either way."""
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

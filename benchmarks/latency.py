@@ -1,15 +1,21 @@
-"""Per-operation latency: every cachekit store, python-diskcache and two floors.
+"""Per-operation latency, one process: every cachekit store and FanoutCache beside every comparison system.
 
-The floors are the least a cache can do on each storage engine:
-``sqlite3-floor`` is a bare sqlite3 table, ``lmdb-floor`` a bare LMDB
-database (skipped when the ``lmdb`` package is missing).  For each workload
-(value size x key count) every system is opened in its own directory and
-pre-populated with the same keys; then get-hit, get-miss, set (overwrite)
-and delete are timed one call at a time with ``time.perf_counter_ns()``.
-The timed calls of each operation are split into rounds, and every round
-runs each system once, in a new random order, so that a noisy machine slows
-every system alike.  Each cachekit store is reported over diskcache and over
-each floor.  See ``benchmarks/README.md`` for how to run it and read the
+The systems (``_systems.py``): cachekit's ``Cache`` and ``FanoutCache`` on
+every installed store, python-diskcache's ``Cache`` and ``FanoutCache``,
+Redis over TCP and over a unix socket and Memcached (servers this benchmark
+starts on loopback and stops), Django's ``FileBasedCache`` and
+``LocMemCache``, sqlitedict, the stdlib ``dbm``, and two floors, the least
+a cache can do on each storage engine: ``sqlite3-floor`` is a bare sqlite3
+table, ``lmdb-floor`` a bare LMDB database.  A system whose package or
+server is missing is skipped with a note.  For each workload (value size x
+key count) every system is opened in its own directory and pre-populated
+with the same keys; then get-hit, get-miss, set (overwrite) and delete are
+timed one call at a time with ``time.perf_counter_ns()``, and every result
+is checked.  The timed calls of each operation are split into rounds, and
+every round runs each system once, in a new random order, so that a noisy
+machine slows every system alike.  Each cachekit store is reported over
+diskcache and over each floor, each cachekit FanoutCache over
+diskcache's.  See ``benchmarks/README.md`` for how to run it and read the
 results.
 """
 
@@ -30,12 +36,48 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-__all__ = ["main", "run"]
+from . import _servers
+from ._systems import (
+    CACHEKIT_PREFIX,
+    DISKCACHE,
+    DISKCACHE_FANOUT,
+    FANOUT_PREFIX,
+    FLOORS,
+    GROUPS,
+    BenchmarkError,
+    CacheSystem,
+    LmdbFloor,
+    Spec,
+    SqliteFloor,
+    System,
+    diskcache_available,
+    lmdb_available,
+    policy_specs,
+    select_specs,
+    servers_for,
+    store_names,
+)
+
+__all__ = [  # and, for the other benchmarks, the names they import from here (some now live in _systems)
+    "DISKCACHE",
+    "BenchmarkError",
+    "CacheSystem",
+    "LmdbFloor",
+    "Spec",
+    "SqliteFloor",
+    "System",
+    "diskcache_available",
+    "lmdb_available",
+    "main",
+    "run",
+    "select_specs",
+    "store_names",
+]
 
 OPERATIONS = ("get-hit", "get-miss", "set", "delete")
 DEFAULT_OPS = 5000
@@ -45,280 +87,10 @@ DEFAULT_KEYS = (1_000, 100_000)
 QUICK_KEYS = (1_000,)
 DEFAULT_ROUNDS = 10
 WARMUP_OPS = 100
-DISKCACHE = "diskcache"
-SQLITE_FLOOR = "sqlite3-floor"
-LMDB_FLOOR = "lmdb-floor"
-FLOORS = (SQLITE_FLOOR, LMDB_FLOOR)
 #: What each cachekit store is divided by in the ratios, in the order of the report's columns.
 REFERENCES = (DISKCACHE, *FLOORS)
-LMDB_MAP_SIZE = 1 << 30
-CACHEKIT_PREFIX = "cachekit:"
-
-
-class BenchmarkError(Exception):
-    """A system under test misbehaved (wrong result, failed call)."""
-
-
-# -- systems under test ----------------------------------------------------------------
-
-
-class System:
-    """One system under test, open in its own directory.
-
-    ``get``, ``set`` and ``delete`` are the callables that are timed: bound
-    methods of the cache itself wherever possible, so the benchmark adds
-    nothing but the call.
-    """
-
-    name: str
-    get: Callable[[str], Any]
-    set: Callable[[str, bytes], Any]
-    delete: Callable[[str], Any]
-
-    def populate(self, keys: Iterable[str], value: bytes) -> None:
-        """Store ``value`` under every key, in one write transaction."""
-        self.populate_items((key, value) for key in keys)
-
-    def populate_items(self, items: Iterable[tuple[str, bytes]]) -> None:
-        """Store every ``(key, value)`` pair, in one write transaction."""
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-
-class CacheSystem(System):
-    """A cache with the python-diskcache API: a cachekit store or diskcache itself."""
-
-    def __init__(self, name: str, cache: Any) -> None:
-        self.name = name
-        self._cache = cache
-        self.get = cache.get
-        self.set = cache.set
-        self.delete = cache.delete
-
-    def populate_items(self, items: Iterable[tuple[str, bytes]]) -> None:
-        cache = self._cache
-        with cache.transact():
-            for key, value in items:
-                cache.set(key, value)
-
-    def close(self) -> None:
-        self._cache.close()
-
-
-_FLOOR_GET = "SELECT value FROM kv WHERE key = ?"
-_FLOOR_SET = "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)"
-_FLOOR_DELETE = "DELETE FROM kv WHERE key = ?"
-
-
-class SqliteFloor(System):
-    """The least a cache on SQLite can do: one table, one statement per operation.
-
-    WAL mode, ``synchronous=NORMAL``, autocommit connection; every write is
-    its own ``BEGIN IMMEDIATE`` ... ``COMMIT`` as in a cache; a get is one
-    ``SELECT``.
-    """
-
-    def __init__(self, directory: str) -> None:
-        self.name = SQLITE_FLOOR
-        os.makedirs(directory, exist_ok=True)
-        connection = sqlite3.connect(os.path.join(directory, "floor.db"), isolation_level=None)
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("PRAGMA synchronous = NORMAL")
-        connection.execute("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB)")
-        self._connection = connection
-        execute = connection.execute
-
-        def get(key: str) -> bytes | None:
-            row = execute(_FLOOR_GET, (key,)).fetchone()
-            return None if row is None else row[0]
-
-        def set_(key: str, value: bytes) -> bool:
-            execute("BEGIN IMMEDIATE")
-            try:
-                execute(_FLOOR_SET, (key, value))
-            except BaseException:
-                execute("ROLLBACK")
-                raise
-            execute("COMMIT")
-            return True
-
-        def delete(key: str) -> bool:
-            execute("BEGIN IMMEDIATE")
-            try:
-                deleted = execute(_FLOOR_DELETE, (key,)).rowcount > 0
-            except BaseException:
-                execute("ROLLBACK")
-                raise
-            execute("COMMIT")
-            return deleted
-
-        self.get = get
-        self.set = set_
-        self.delete = delete
-
-    def populate_items(self, items: Iterable[tuple[str, bytes]]) -> None:
-        connection = self._connection
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            connection.executemany(_FLOOR_SET, items)
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
-
-    def close(self) -> None:
-        self._connection.close()
-
-
-class LmdbFloor(System):
-    """The least a cache on LMDB can do: one named database, one transaction per operation.
-
-    ``sync=False, metasync=False``, the durability the cachekit LMDB store
-    uses by default (a commit survives a crash of the process, not a power
-    loss), and a 1 GiB map.  A get is one read transaction, a set or a
-    delete one committed write transaction; keys are UTF-8.
-    """
-
-    def __init__(self, directory: str) -> None:
-        import lmdb
-
-        self.name = LMDB_FLOOR
-        environment = lmdb.open(directory, map_size=LMDB_MAP_SIZE, sync=False, metasync=False, max_dbs=1)
-        database = environment.open_db(b"kv")
-        self._environment = environment
-        self._database = database
-        begin = environment.begin
-
-        def get(key: str) -> bytes | None:
-            with begin(db=database) as transaction:
-                return transaction.get(key.encode())
-
-        def set_(key: str, value: bytes) -> bool:
-            with begin(db=database, write=True) as transaction:
-                transaction.put(key.encode(), value)
-            return True
-
-        def delete(key: str) -> bool:
-            with begin(db=database, write=True) as transaction:  # commits on the way out
-                return transaction.delete(key.encode())
-
-        self.get = get
-        self.set = set_
-        self.delete = delete
-
-    def populate_items(self, items: Iterable[tuple[str, bytes]]) -> None:
-        with self._environment.begin(db=self._database, write=True) as transaction:
-            for key, value in items:
-                transaction.put(key.encode(), value)
-
-    def close(self) -> None:
-        self._environment.close()
-
-
-@dataclass(frozen=True)
-class Spec:
-    """A system that can be benchmarked: its name and how to open it in a directory."""
-
-    name: str
-    open: Callable[[str], System]
-
-
-def _cachekit_spec(store: str, policy: str | None = None) -> Spec:
-    """A cachekit store; with ``policy``, under that eviction policy (named ``cachekit:STORE/POLICY``)."""
-    name = CACHEKIT_PREFIX + store + (f"/{policy}" if policy else "")
-    settings = {"eviction_policy": policy} if policy else {}
-
-    def open_(directory: str) -> System:
-        import cachekit
-
-        return CacheSystem(name, cachekit.Cache(directory, store=store, **settings))
-
-    return Spec(name, open_)
-
-
-def _diskcache_spec() -> Spec:
-    def open_(directory: str) -> System:
-        import diskcache  # type: ignore[import-untyped]
-
-        return CacheSystem(DISKCACHE, diskcache.Cache(directory))
-
-    return Spec(DISKCACHE, open_)
-
-
-def store_names() -> list[str]:
-    """Every installed cachekit store, as the plugin registry lists them."""
-    import cachekit.plugins
-
-    return sorted(cachekit.plugins.names("store"))
-
-
-def diskcache_available() -> bool:
-    try:
-        import diskcache  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def lmdb_available() -> bool:
-    try:
-        import lmdb  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def select_specs(wanted: Sequence[str] | None, notes: list[str]) -> list[Spec]:
-    """The systems to run: all available ones, or those ``wanted`` names pick.
-
-    A name is a system (``cachekit:sqlite``, ``diskcache``, ``sqlite3-floor``,
-    ``lmdb-floor``), a store name alone (``sqlite``), ``cachekit`` (every
-    store), ``floor`` (both floors) or ``sqlite3`` (the sqlite3 floor).
-    Raises ``ValueError`` for an unknown name.  Missing diskcache or lmdb is
-    a note, not an error.
-    """
-    stores = store_names()
-    known = [CACHEKIT_PREFIX + store for store in stores] + [DISKCACHE, *FLOORS]
-    if wanted is None:
-        chosen = list(known)
-    else:
-        chosen = []
-        for token in wanted:
-            if token == "cachekit":
-                matches = [CACHEKIT_PREFIX + store for store in stores]
-            elif token in stores:
-                matches = [CACHEKIT_PREFIX + token]
-            elif token == "floor":
-                matches = list(FLOORS)
-            elif token == "sqlite3":
-                matches = [SQLITE_FLOOR]
-            elif token in known:
-                matches = [token]
-            else:
-                raise ValueError(
-                    f"unknown system {token!r}; choose from {', '.join(known)} "
-                    "(or a store name alone, 'cachekit' for every store, 'floor' for both floors)"
-                )
-            chosen.extend(name for name in matches if name not in chosen)
-    specs: list[Spec] = []
-    for name in chosen:
-        if name == DISKCACHE:
-            if not diskcache_available():
-                notes.append("python-diskcache is not installed: skipped (pip install diskcache)")
-                continue
-            specs.append(_diskcache_spec())
-        elif name == SQLITE_FLOOR:
-            specs.append(Spec(SQLITE_FLOOR, SqliteFloor))
-        elif name == LMDB_FLOOR:
-            if not lmdb_available():
-                notes.append("the lmdb package is not installed: lmdb-floor skipped (pip install lmdb)")
-                continue
-            specs.append(Spec(LMDB_FLOOR, LmdbFloor))
-        else:
-            specs.append(_cachekit_spec(name[len(CACHEKIT_PREFIX) :]))
-    return specs
+#: What each cachekit FanoutCache is divided by.
+FANOUT_REFERENCES = (DISKCACHE_FANOUT,)
 
 
 # -- statistics ------------------------------------------------------------------------
@@ -469,7 +241,9 @@ class Workload:
         self.count = count
         self.rng = random.Random(f"{seed}:{size}:{count}")
         self.plan = make_plan(size, count, ops, rounds, self.rng)
-        self.specs = specs
+        #: Systems left out of this workload because of its key count, and why.
+        self.skipped = {spec.name: why for spec in specs if (why := spec.too_many_keys(count))}
+        self.specs = [spec for spec in specs if spec.name not in self.skipped]
         self.samples: dict[tuple[str, str], list[int]] = {}
         self.populate_seconds: dict[str, float] = {}
         self.errors: dict[str, str] = {}
@@ -499,10 +273,16 @@ class Workload:
                 self.populate_seconds[spec.name] = time.perf_counter() - start
             except Exception:
                 self._fail(spec.name, systems, system)
+        # Every object alive now (modules, clients, populated data) goes to the permanent generation, so the
+        # gc.collect() before each timed block scans only what came since: tens of microseconds instead of
+        # tens of milliseconds with Django, redis-py and the rest imported.
+        gc.collect()
+        gc.freeze()
         try:
             for operation in OPERATIONS:
                 self._run_operation(operation, systems)
         finally:
+            gc.unfreeze()
             for system in systems:
                 try:
                     system.close()
@@ -555,19 +335,29 @@ class Workload:
 
 
 def ratios(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each cachekit store over diskcache and over each floor, per operation."""
+    """Each cachekit store over diskcache and each floor, each cachekit FanoutCache over diskcache's, per operation.
+
+    A row's ``system`` is the cachekit system, ``store`` its store (and
+    policy), ``versus`` the reference.
+    """
     by_key = {(row["system"], row["value_size"], row["key_count"], row["operation"]): row for row in rows}
     out = []
+    references: tuple[str, ...]
     for (system, size, count, operation), row in by_key.items():
-        if not system.startswith(CACHEKIT_PREFIX):
+        if system.startswith(CACHEKIT_PREFIX):
+            prefix, references = CACHEKIT_PREFIX, REFERENCES
+        elif system.startswith(FANOUT_PREFIX):
+            prefix, references = FANOUT_PREFIX, FANOUT_REFERENCES
+        else:
             continue
-        for reference in REFERENCES:
+        for reference in references:
             other = by_key.get((reference, size, count, operation))
             if other is None:
                 continue
             out.append(
                 {
-                    "store": system[len(CACHEKIT_PREFIX) :],
+                    "system": system,
+                    "store": system[len(prefix) :],
                     "versus": reference,
                     "value_size": size,
                     "key_count": count,
@@ -710,10 +500,18 @@ def print_header(info: dict[str, Any], config: dict[str, Any], notes: Sequence[s
         f"interleaved rounds{f' ({exceptions})' if exceptions else ''}; "
         f"timer overhead {info['timer_overhead_ns']} ns per sample (included)"
     )
-    print(f"- systems: {', '.join(config['systems'])}")
+    print_systems(config)
     for note in notes:
         print(f"- note: {note}")
     print()
+
+
+def print_systems(config: dict[str, Any]) -> None:
+    """A line per system of ``config["systems"]``, with its description from ``config["descriptions"]``."""
+    descriptions = config.get("descriptions", {})
+    print("- systems:")
+    for name in config["systems"]:
+        print(f"  - {name}: {descriptions.get(name) or '-'}")
 
 
 #: The latency columns of a report's tables: a statistic of ``summarize`` and its header.
@@ -740,7 +538,9 @@ def print_workload(workload: Workload, rows: Sequence[dict[str, Any]], ratio_row
     print_ratios(ratio_rows)
     for name, error in workload.errors.items():
         print(f"- **{name} FAILED** in this workload: {error.splitlines()[-1]}")
-    if workload.errors:
+    for why in workload.skipped.values():
+        print(f"- {why}")
+    if workload.errors or workload.skipped:
         print()
 
 
@@ -749,27 +549,27 @@ def format_ratio(value: float) -> str:
 
 
 def print_ratios(ratio_rows: Sequence[dict[str, Any]]) -> None:
-    """One row per store and operation, one column per reference: the median ratio, and the p99 one in brackets."""
-    references = [name for name in REFERENCES if any(ratio["versus"] == name for ratio in ratio_rows)]
+    """One row per cachekit system and operation, one column per reference: the median ratio, then the p99 one."""
+    references = [name for name in (*REFERENCES, *FANOUT_REFERENCES) if any(r["versus"] == name for r in ratio_rows)]
     if not references:
         return
     cells: dict[tuple[str, str], dict[str, str]] = {}
     for ratio in ratio_rows:
         text = f"{format_ratio(ratio['median'])} ({format_ratio(ratio['p99'])})"
-        cells.setdefault((ratio["store"], ratio["operation"]), {})[ratio["versus"]] = text
-    width = max(len(name) for name in ["store", *(store for store, _ in cells)])
+        cells.setdefault((ratio["system"], ratio["operation"]), {})[ratio["versus"]] = text
+    width = max(len(name) for name in ["system", *(system for system, _ in cells)])
     widths = [max(len(name), *(len(row.get(name, "-")) for row in cells.values())) for name in references]
-    print("Each store over each reference: median ratio (p99 ratio); below 1.00x the store is faster.")
+    print("Each cachekit system over each reference: median ratio (p99 ratio); below 1.00x cachekit is faster.")
     print()
     print(
-        f"| {'store':<{width}} | operation | "
+        f"| {'system':<{width}} | operation | "
         + " | ".join(f"{name:>{w}}" for name, w in zip(references, widths, strict=True))
         + " |"
     )
     print(f"|{'-' * (width + 2)}|-----------|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|")
-    for (store, operation), row in cells.items():
+    for (system, operation), row in cells.items():
         figures = " | ".join(f"{row.get(name, '-'):>{w}}" for name, w in zip(references, widths, strict=True))
-        print(f"| {store:<{width}} | {operation:<9} | {figures} |")
+        print(f"| {system:<{width}} | {operation:<9} | {figures} |")
     print()
 
 
@@ -857,27 +657,37 @@ def system_list(text: str) -> list[str]:
 
 
 SYSTEMS_HELP = (
-    "comma-separated: cachekit:STORE or STORE, cachekit (every store), diskcache, sqlite3-floor, lmdb-floor, "
-    "floor (both floors)"
+    "comma-separated system names (cachekit:STORE or just STORE, cachekit-fanout:STORE, diskcache, "
+    "diskcache-fanout, redis-tcp, redis-unix, memcached, django-filebased, django-locmem, sqlitedict, dbm, "
+    "sqlite3-floor, lmdb-floor) or groups: " + "; ".join(f"{name} ({members})" for name, members in GROUPS.items())
 )
+#: The packages of the comparison systems, whose versions a report gives beside ``machine()``'s.
+COMPARED_PACKAGES = ("django", "redis", "hiredis", "pymemcache", "sqlitedict")
 
 
 def parser() -> argparse.ArgumentParser:
     result = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Per-operation latency (median, p90, p99, max) of get-hit, get-miss, set and delete for "
-        "every installed cachekit store, python-diskcache, a bare sqlite3 table and a bare LMDB database.",
+        description="Per-operation latency (median, p90, p99, max) of get-hit, get-miss, set and delete, one "
+        "process, for cachekit's Cache and FanoutCache on every installed store beside python-diskcache's Cache "
+        "and FanoutCache, Redis (TCP and unix socket) and Memcached on servers the benchmark starts, Django's "
+        "FileBasedCache and LocMemCache, sqlitedict, dbm, a bare sqlite3 table and a bare LMDB database.",
         epilog="'python -m benchmarks latency [options]' is the same; 'python -m benchmarks mixed --help' "
         "describes the multi-process mixed-workload benchmark, 'python -m benchmarks django --help' the same "
         "workload on Django cache backends.",
     )
-    result.add_argument("--quick", action="store_true", help=f"smoke test: {QUICK_OPS} calls, 1,000 keys only")
+    result.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smoke test: {QUICK_OPS} calls, 1,000 keys only, {_servers.QUICK_SERVER_START_SECONDS:g} s for a "
+        "server to start",
+    )
     result.add_argument("--ops", type=_positive, help=f"timed calls per operation (default {DEFAULT_OPS:,})")
     result.add_argument(
         "--sizes", type=_sizes, help="value sizes in bytes, comma-separated; 1k = 1024 (default 100,1k)"
     )
     result.add_argument("--keys", type=_counts, help="key counts, comma-separated; 1k = 1000 (default 1k,100k)")
-    result.add_argument("--systems", type=system_list, help=f"{SYSTEMS_HELP} (default: all)")
+    result.add_argument("--systems", type=system_list, help=f"{SYSTEMS_HELP} (default: all that are available)")
     result.add_argument("--rounds", type=_positive, default=DEFAULT_ROUNDS, help="interleaved rounds (default 10)")
     result.add_argument("--seed", type=int, default=0, help="seed of the key samples (default 0)")
     result.add_argument("--dir", help="where to create the caches (default: the system temporary directory)")
@@ -893,56 +703,80 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(
-    args: argparse.Namespace, specs: Sequence[Spec], notes: Sequence[str], argv: Sequence[str]
+    args: argparse.Namespace, specs: Sequence[Spec], notes: list[str], argv: Sequence[str]
 ) -> tuple[dict[str, Any], bool]:
-    """Run the benchmark, print its report, and return ``(report, every system worked)``."""
+    """Start the servers ``specs`` need, run the benchmark, print its report, stop the servers.
+
+    Returns ``(report, every system worked)``.
+    """
+    budget = _servers.QUICK_SERVER_START_SECONDS if args.quick else _servers.SERVER_START_SECONDS
+    base = tempfile.mkdtemp(prefix="cachekit-latency-", dir=args.dir)
+    try:
+        with servers_for(specs, notes, budget=budget) as started:
+            return _run(args, started.specs, notes, argv, base, started.info())
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _run(
+    args: argparse.Namespace,
+    specs: Sequence[Spec],
+    notes: Sequence[str],
+    argv: Sequence[str],
+    base: str,
+    servers: dict[str, Any],
+) -> tuple[dict[str, Any], bool]:
     ops = args.ops or (QUICK_OPS if args.quick else DEFAULT_OPS)
     sizes = args.sizes or list(DEFAULT_SIZES)
     counts = args.keys or list(QUICK_KEYS if args.quick else DEFAULT_KEYS)
-    base = tempfile.mkdtemp(prefix="cachekit-latency-", dir=args.dir)
     config = {
         "ops": ops,
         "rounds": args.rounds,
         "sizes": sizes,
         "key_counts": counts,
         "systems": [spec.name for spec in specs],
+        "descriptions": {spec.name: spec.description for spec in specs},
         "seed": args.seed,
         "quick": args.quick,
         "command": ["python", "-m", "benchmarks", *argv],
     }
     info = machine(base)
+    info["packages"].update({name: _version(name) for name in COMPARED_PACKAGES})
+    info["servers"] = servers
     print_header(info, config, notes)
     sys.stdout.flush()
     rows: list[dict[str, Any]] = []
     ratio_rows: list[dict[str, Any]] = []
     populate: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
     workloads = [(size, count) for size in sizes for count in counts]
     started = time.perf_counter()
-    try:
-        for size, count in workloads:
-            workload = Workload(specs, size, count, ops, args.rounds, args.seed)
-            directory = tempfile.mkdtemp(prefix=f"{size}-{count}-", dir=base)
-            try:
-                workload.run(directory)
-            finally:
-                shutil.rmtree(directory, ignore_errors=True)
-            workload_rows = workload.results()
-            workload_ratios = ratios(workload_rows)
-            rows.extend(workload_rows)
-            ratio_rows.extend(workload_ratios)
-            populate.extend(
-                {"system": name, "value_size": size, "key_count": count, "seconds": seconds}
-                for name, seconds in workload.populate_seconds.items()
-            )
-            errors.extend(
-                {"system": name, "value_size": size, "key_count": count, "error": error}
-                for name, error in workload.errors.items()
-            )
-            print_workload(workload, workload_rows, workload_ratios)
-            sys.stdout.flush()
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    for size, count in workloads:
+        workload = Workload(specs, size, count, ops, args.rounds, args.seed)
+        directory = tempfile.mkdtemp(prefix=f"{size}-{count}-", dir=base)
+        try:
+            workload.run(directory)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+        workload_rows = workload.results()
+        workload_ratios = ratios(workload_rows)
+        rows.extend(workload_rows)
+        ratio_rows.extend(workload_ratios)
+        populate.extend(
+            {"system": name, "value_size": size, "key_count": count, "seconds": seconds}
+            for name, seconds in workload.populate_seconds.items()
+        )
+        errors.extend(
+            {"system": name, "value_size": size, "key_count": count, "error": error}
+            for name, error in workload.errors.items()
+        )
+        skipped.extend(
+            {"system": name, "value_size": size, "key_count": count, "reason": why}
+            for name, why in workload.skipped.items()
+        )
+        print_workload(workload, workload_rows, workload_ratios)
+        sys.stdout.flush()
     print_summary(rows, workloads)
     elapsed = time.perf_counter() - started
     print_finish(info, elapsed, len(errors))
@@ -954,6 +788,7 @@ def run(
         "ratios": ratio_rows,
         "populate": populate,
         "errors": errors,
+        "skipped": skipped,
         "elapsed_seconds": elapsed,
     }
     return report, not errors
@@ -975,9 +810,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         specs = select_specs(args.systems, notes)
     except ValueError as error:
         command_line.error(str(error))
-    stores = [spec.name[len(CACHEKIT_PREFIX) :] for spec in specs if spec.name.startswith(CACHEKIT_PREFIX)]
-    specs += [_cachekit_spec(store, policy) for policy in args.policies for store in stores]
-    report, ok = run(args, specs, notes, argv)
+    specs += policy_specs(specs, args.policies)
+    with _servers.stopped_by_sigterm():
+        report, ok = run(args, specs, notes, argv)
     if args.json:
         write_json(args.json, report)
     return 0 if ok else 1

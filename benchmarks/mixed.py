@@ -1,6 +1,11 @@
 """Mixed workload under concurrency: N processes share one cache, 90 % get, 9 % set, 1 % delete.
 
-After python-diskcache's published "cache benchmark".  For each system and
+After python-diskcache's published "cache benchmark".  The systems are those
+of ``_systems.py`` that several processes can share (by default all that are
+available: cachekit's Cache and FanoutCache on every store, python-diskcache's
+Cache and FanoutCache, Redis over TCP and a unix socket and Memcached on
+servers started once for the run, Django's FileBasedCache and the floors);
+LocMemCache, sqlitedict and dbm are left out with the reason.  For each system and
 each process count, a fresh cache directory is pre-populated with the same
 keys; then N worker processes (start method *spawn*) each open the cache by
 its directory and system name, wait for a common start signal, and run the
@@ -10,7 +15,8 @@ the operation drawn 90/9/1.  Every call is timed on its own with
 from its key, so a read can be verified).  The report gives the latency of
 each operation (median, p90, p99, max) over every worker, the throughput
 (all operations over the slowest worker's wall time) and each cachekit
-store's ratios to python-diskcache.  See ``benchmarks/README.md``.
+store's ratios to python-diskcache (each cachekit FanoutCache's to
+python-diskcache's FanoutCache).  See ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -31,36 +37,46 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .latency import (
+from . import _servers
+from ._systems import (
     CACHEKIT_PREFIX,
     DISKCACHE,
-    LATENCY_COLUMNS,
-    SYSTEMS_HELP,
+    DISKCACHE_FANOUT,
+    FANOUT_PREFIX,
     BenchmarkError,
     Spec,
     System,
+    open_system,
+    select_specs,
+    servers_for,
+)
+from .latency import (
+    COMPARED_PACKAGES,
+    LATENCY_COLUMNS,
+    SYSTEMS_HELP,
     _counts,
     _positive,
     _sizes,
+    _version,
     format_ratio,
     format_size,
     latency_cells,
     machine,
     print_finish,
     print_machine,
-    select_specs,
+    print_systems,
     summarize,
     system_list,
     write_json,
 )
 
-__all__ = ["main", "run"]
+__all__ = ["main", "open_system", "run"]
 
 OPERATIONS = ("get", "set", "delete")
 GET, SET, DELETE = range(len(OPERATIONS))
 #: The share of each operation, in the order of OPERATIONS.
 MIX = (0.90, 0.09, 0.01)
-DEFAULT_PROCESSES = (1, 4, 8)
+DEFAULT_PROCESSES = (1, 2, 4, 8)
 QUICK_PROCESSES = (1, 2)
 DEFAULT_OPS = 20_000
 QUICK_OPS = 2_000
@@ -68,7 +84,8 @@ DEFAULT_KEYS = 10_000
 QUICK_KEYS = 1_000
 DEFAULT_VALUE_SIZE = 100
 MIN_VALUE_SIZE = 16  # a value starts with its key (key-000000), so that a read can be checked
-DEFAULT_SYSTEMS = ("cachekit", DISKCACHE)
+#: Each cachekit system's prefix, and the system it is divided by in the ratios.
+REFERENCES = ((CACHEKIT_PREFIX, DISKCACHE), (FANOUT_PREFIX, DISKCACHE_FANOUT))
 WARMUP_OPS = 100
 POLL_SECONDS = 0.5
 START_TIMEOUT_SECONDS = 600.0
@@ -138,15 +155,6 @@ class Job:
         return check(self, operation, key, result)
 
 
-def open_system(name: str, directory: str) -> System:
-    """Open the system called ``name`` (as ``select_specs`` spells it) on ``directory``."""
-    notes: list[str] = []
-    specs = select_specs([name], notes)
-    if len(specs) != 1:
-        raise BenchmarkError(f"cannot open {name!r}: {'; '.join(notes) or 'unknown system'}")
-    return specs[0].open(directory)
-
-
 # -- the worker process -------------------------------------------------------------------------
 
 
@@ -170,7 +178,8 @@ def timed_run(system: System, job: Job, plan: Sequence[tuple[int, int]]) -> dict
     keys = [key_name(index) for index in range(job.key_count)]
     calls: tuple[Callable[..., Any], ...] = (system.get, system.set, system.delete)
     samples: tuple[list[int], ...] = tuple([] for _ in OPERATIONS)
-    hits = misses = 0
+    hits = misses = declined = 0
+    declines = system.declines_sets  # a FanoutCache's set may give up (False) on a shard locked past its timeout
     gc.collect()
     gc.disable()
     try:
@@ -188,6 +197,9 @@ def timed_run(system: System, job: Job, plan: Sequence[tuple[int, int]]) -> dict
                 result = call(key)
                 elapsed = clock() - start
             samples[operation].append(elapsed)
+            if declines and operation == SET and result is False:
+                declined += 1
+                continue
             found = job.check_result(OPERATIONS[operation], key, result)
             if found is True:
                 hits += 1
@@ -201,6 +213,7 @@ def timed_run(system: System, job: Job, plan: Sequence[tuple[int, int]]) -> dict
         "wall_ns": wall_ns,
         "get_hits": hits,
         "get_misses": misses,
+        "sets_declined": declined,
     }
 
 
@@ -242,6 +255,7 @@ class Outcome:
     wall_ns: list[int] = field(default_factory=list)
     get_hits: int = 0
     get_misses: int = 0
+    sets_declined: int = 0
 
     def add(self, result: dict[str, Any]) -> None:
         for operation in OPERATIONS:
@@ -249,6 +263,7 @@ class Outcome:
         self.wall_ns.append(result["wall_ns"])
         self.get_hits += result["get_hits"]
         self.get_misses += result["get_misses"]
+        self.sets_declined += result.get("sets_declined", 0)
 
     @property
     def operations(self) -> int:
@@ -382,24 +397,29 @@ def throughput_row(outcome: Outcome) -> dict[str, Any]:
         "worker_seconds": [wall / 1e9 for wall in outcome.wall_ns],
         "get_hits": outcome.get_hits,
         "get_misses": outcome.get_misses,
+        "sets_declined": outcome.sets_declined,
         "populate_seconds": outcome.populate_seconds,
     }
 
 
 def ratios(
-    rows: Sequence[dict[str, Any]], throughputs: Sequence[dict[str, Any]], versus: str = DISKCACHE
+    rows: Sequence[dict[str, Any]],
+    throughputs: Sequence[dict[str, Any]],
+    versus: str = DISKCACHE,
+    prefix: str = CACHEKIT_PREFIX,
 ) -> list[dict[str, Any]]:
-    """Each cachekit store over ``versus`` (diskcache by default) at the same process count: throughput, and each
-    operation's median and p99."""
+    """Each cachekit system named ``prefix``STORE over ``versus`` (by default each ``cachekit:STORE`` over
+    diskcache) at the same process count: throughput, and each operation's median and p99."""
     latency = {(row["system"], row["processes"], row["operation"]): row for row in rows}
     speed = {(row["system"], row["processes"]): row for row in throughputs}
     out = []
     for (system, processes), row in speed.items():
         other = speed.get((versus, processes))
-        if not system.startswith(CACHEKIT_PREFIX) or other is None:
+        if not system.startswith(prefix) or other is None:
             continue
         ratio: dict[str, Any] = {
-            "store": system[len(CACHEKIT_PREFIX) :],
+            "system": system,
+            "store": system[len(prefix) :],
             "versus": versus,
             "processes": processes,
             "throughput": row["ops_per_second"] / other["ops_per_second"],
@@ -429,7 +449,7 @@ def print_header(info: dict[str, Any], config: dict[str, Any], notes: Sequence[s
         f"- processes: {', '.join(str(count) for count in config['processes'])} (start method spawn); "
         f"timer overhead {info['timer_overhead_ns']} ns per sample (included)"
     )
-    print(f"- systems: {', '.join(config['systems'])}")
+    print_systems(config)
     for note in notes:
         print(f"- note: {note}")
     print()
@@ -450,6 +470,14 @@ def print_throughputs(throughputs: Sequence[dict[str, Any]]) -> None:
             f"| {row['slowest_worker_seconds']:>16.3f} | {hits:>8} |"
         )
     print()
+    declined = [row for row in throughputs if row.get("sets_declined")]
+    for row in declined:
+        print(
+            f"- {row['system']}: {row['sets_declined']:,} set(s) declined: a shard stayed locked past the "
+            "FanoutCache's timeout, so set returned False without storing (its documented behaviour)"
+        )
+    if declined:
+        print()
 
 
 def print_processes(
@@ -474,8 +502,9 @@ def print_processes(
         print()
     print_throughputs(throughputs)
     for ratio in ratio_rows:
-        set_p99 = f", set p99 {format_ratio(ratio['set_p99'])} diskcache's" if "set_p99" in ratio else ""
-        print(f"- {ratio['store']}: throughput {format_ratio(ratio['throughput'])} diskcache's{set_p99}")
+        versus = ratio["versus"]
+        set_p99 = f", set p99 {format_ratio(ratio['set_p99'])} {versus}'s" if "set_p99" in ratio else ""
+        print(f"- {ratio['system']}: throughput {format_ratio(ratio['throughput'])} {versus}'s{set_p99}")
     if ratio_rows:
         print("  (a throughput above 1.00x and a latency below 1.00x mean the store is faster)")
         print()
@@ -533,14 +562,16 @@ def parser() -> argparse.ArgumentParser:
     result = argparse.ArgumentParser(
         prog="python -m benchmarks mixed",
         description="N processes share one cache and run 90 % get, 9 % set, 1 % delete on uniformly random "
-        "keys; reports the latency of each operation and the total throughput, for every installed cachekit "
-        "store and python-diskcache.",
+        "keys; reports the latency of each operation and the total throughput, for cachekit's Cache and "
+        "FanoutCache on every installed store beside every comparison system several processes can share "
+        "(python-diskcache's Cache and FanoutCache, Redis, Memcached, Django's FileBasedCache, the floors).",
     )
     result.add_argument(
         "--quick",
         action="store_true",
         help=f"smoke test: {QUICK_OPS:,} operations per process, {QUICK_KEYS:,} keys, "
-        f"{' and '.join(str(count) for count in QUICK_PROCESSES)} processes",
+        f"{' and '.join(str(count) for count in QUICK_PROCESSES)} processes, "
+        f"{_servers.QUICK_SERVER_START_SECONDS:g} s for a server to start",
     )
     result.add_argument(
         "--processes",
@@ -557,7 +588,10 @@ def parser() -> argparse.ArgumentParser:
         help=f"value size in bytes, at least {MIN_VALUE_SIZE}; 1k = 1024 (default {DEFAULT_VALUE_SIZE})",
     )
     result.add_argument(
-        "--systems", type=system_list, help=f"{SYSTEMS_HELP} (default: every cachekit store and diskcache)"
+        "--systems",
+        type=system_list,
+        help=f"{SYSTEMS_HELP} (default: all that are available; django-locmem, sqlitedict and dbm are always "
+        "left out: several processes cannot share them)",
     )
     result.add_argument("--seed", type=int, default=0, help="seed of the operation sequences (default 0)")
     result.add_argument("--dir", help="where to create the caches (default: the system temporary directory)")
@@ -568,7 +602,35 @@ def parser() -> argparse.ArgumentParser:
 def run(
     args: argparse.Namespace, specs: Sequence[Spec], notes: list[str], argv: Sequence[str]
 ) -> tuple[dict[str, Any], bool]:
-    """Run the benchmark, print its report, and return ``(report, every system worked)``."""
+    """Start the servers ``specs`` need (once for the run), run the benchmark, print its report, stop the servers.
+
+    Returns ``(report, every system worked)``.
+    """
+    key_count = args.keys or (QUICK_KEYS if args.quick else DEFAULT_KEYS)
+    kept = []
+    for spec in specs:
+        why = spec.too_many_keys(key_count)
+        if why:
+            notes.append(why)
+        else:
+            kept.append(spec)
+    budget = _servers.QUICK_SERVER_START_SECONDS if args.quick else _servers.SERVER_START_SECONDS
+    base = tempfile.mkdtemp(prefix="cachekit-mixed-", dir=args.dir)
+    try:
+        with servers_for(kept, notes, budget=budget) as started:
+            return _run(args, started.specs, notes, argv, base, started.info())
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _run(
+    args: argparse.Namespace,
+    specs: Sequence[Spec],
+    notes: list[str],
+    argv: Sequence[str],
+    base: str,
+    servers: dict[str, Any],
+) -> tuple[dict[str, Any], bool]:
     counts = args.processes or list(QUICK_PROCESSES if args.quick else DEFAULT_PROCESSES)
     config = {
         "processes": counts,
@@ -577,19 +639,23 @@ def run(
         "value_size": args.value_size or DEFAULT_VALUE_SIZE,
         "mix": dict(zip(OPERATIONS, MIX, strict=True)),
         "systems": [spec.name for spec in specs],
+        "descriptions": {spec.name: spec.description for spec in specs},
         "seed": args.seed,
         "quick": args.quick,
         "start_method": "spawn",
         "command": ["python", "-m", "benchmarks", "mixed", *argv],
     }
-    base = tempfile.mkdtemp(prefix="cachekit-mixed-", dir=args.dir)
     info = machine(base)
+    info["packages"].update({name: _version(name) for name in COMPARED_PACKAGES})
+    info["servers"] = servers
     crowded = [count for count in counts if info["cpus_usable"] and count > info["cpus_usable"]]
     if crowded:
         notes.append(
             f"{', '.join(str(count) for count in crowded)} processes on {info['cpus_usable']} usable CPUs: "
             "the workers share the CPUs, so their latencies include waiting for one"
         )
+    if servers:
+        notes.append("the servers run on this machine and share its CPUs with the workers")
     print_header(info, config, notes)
     sys.stdout.flush()
     rows: list[dict[str, Any]] = []
@@ -599,32 +665,33 @@ def run(
     order = random.Random(args.seed)
     rank = {spec.name: index for index, spec in enumerate(specs)}  # report in the order asked for
     started = time.perf_counter()
-    try:
-        for processes in counts:
-            here: dict[str, list[dict[str, Any]]] = {"rows": [], "throughputs": [], "errors": []}
-            shuffled = list(specs)
-            order.shuffle(shuffled)  # a new order per process count: a slow spell of the machine hits no one system
-            for spec in shuffled:
-                try:
-                    outcome = measure(spec, processes, config, base)
-                except Exception:
-                    error = traceback.format_exc(limit=6).rstrip()
-                    print(f"\n!! {spec.name} failed with {processes_text(processes)}:\n{error}\n", file=sys.stderr)
-                    here["errors"].append({"system": spec.name, "processes": processes, "error": error})
-                    continue
-                here["rows"].extend(result_rows(outcome))
-                here["throughputs"].append(throughput_row(outcome))
-            here["rows"].sort(key=lambda row: rank[row["system"]])
-            here["throughputs"].sort(key=lambda row: rank[row["system"]])
-            here_ratios = ratios(here["rows"], here["throughputs"])
-            print_processes(processes, here["rows"], here["throughputs"], here_ratios, here["errors"])
-            sys.stdout.flush()
-            rows.extend(here["rows"])
-            throughputs.extend(here["throughputs"])
-            ratio_rows.extend(here_ratios)
-            errors.extend(here["errors"])
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    for processes in counts:
+        here: dict[str, list[dict[str, Any]]] = {"rows": [], "throughputs": [], "errors": []}
+        shuffled = list(specs)
+        order.shuffle(shuffled)  # a new order per process count: a slow spell of the machine hits no one system
+        for spec in shuffled:
+            try:
+                outcome = measure(spec, processes, config, base)
+            except Exception:
+                error = traceback.format_exc(limit=6).rstrip()
+                print(f"\n!! {spec.name} failed with {processes_text(processes)}:\n{error}\n", file=sys.stderr)
+                here["errors"].append({"system": spec.name, "processes": processes, "error": error})
+                continue
+            here["rows"].extend(result_rows(outcome))
+            here["throughputs"].append(throughput_row(outcome))
+        here["rows"].sort(key=lambda row: rank[row["system"]])
+        here["throughputs"].sort(key=lambda row: rank[row["system"]])
+        here_ratios = [
+            ratio
+            for prefix, versus in REFERENCES
+            for ratio in ratios(here["rows"], here["throughputs"], versus, prefix)
+        ]
+        print_processes(processes, here["rows"], here["throughputs"], here_ratios, here["errors"])
+        sys.stdout.flush()
+        rows.extend(here["rows"])
+        throughputs.extend(here["throughputs"])
+        ratio_rows.extend(here_ratios)
+        errors.extend(here["errors"])
     print_summary(throughputs, counts)
     elapsed = time.perf_counter() - started
     print_finish(info, elapsed, len(errors))
@@ -647,10 +714,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = command_line.parse_args(argv)
     notes: list[str] = []
     try:
-        specs = select_specs(args.systems or list(DEFAULT_SYSTEMS), notes)
+        specs = select_specs(args.systems, notes, multiprocess=True)
     except ValueError as error:
         command_line.error(str(error))
-    report, ok = run(args, specs, notes, argv)
+    with _servers.stopped_by_sigterm():
+        report, ok = run(args, specs, notes, argv)
     if args.json:
         write_json(args.json, report)
     return 0 if ok else 1
