@@ -230,6 +230,8 @@ class CacheCore(Accounting):
     def _prepare_value(self, value: Any, read: bool) -> tuple[str, bytes | None, str | None, int]:
         """Encode a value; a large payload goes to a new value file, written outside any lock."""
         if read:
+            if not callable(getattr(value, "read", None)):
+                raise TypeError(f"read=True needs a binary file object, got {type(value).__name__}")
             if not self._value_files:
                 value = value.read()  # the store keeps every payload inline
             else:
@@ -392,8 +394,16 @@ class CacheCore(Accounting):
         return _new_tuple(Entry, (db_key, payload, name, serializer, size, now, expire_time, now, 0, tag_bytes))
 
     def _put(self, entry: Entry, state: TransactionState, now: float) -> None:
-        """Inside a write: store ``entry``, retire the value file it replaces, and cull."""
-        if entry.filename is not None:
+        """Inside a write: store ``entry``, retire the value file it replaces, and cull.
+
+        The caller (``set``, ``add``, ``push``) owns ``entry``'s value file and
+        removes it if the write fails.  Only an enclosing ``transact()`` block,
+        which can still roll back after this write returned, must remove the
+        file on its rollback.  A transaction of the write's own must not: ``set``
+        and ``add`` store the same entry again, with the same file, after a
+        ``StorageFull`` rolled their first attempt back and room was made.
+        """
+        if entry.filename is not None and state.depth > 1:
             state.created.append(entry.filename)
         old = self._store.put(entry)
         if old is not None and old.filename is not None:

@@ -19,6 +19,7 @@ from ._errors import CorruptCache, DirectoryError, InsecureDirectory
 __all__ = ["MARKER", "prepare", "read_marker", "write_marker"]
 
 MARKER = "cachekit.json"
+_ACCESS = "the cache directory must be readable and writable by this user (chmod 700 as its owner), or use another one"
 FORMAT = 1
 
 
@@ -33,7 +34,7 @@ def prepare(path: str | os.PathLike[str], allow_insecure: bool) -> tuple[str, bo
     except NotADirectoryError:
         raise DirectoryError(f"cannot create the cache directory {directory}: a parent is a file") from None
     except PermissionError as error:
-        raise DirectoryError(f"cannot reach the cache directory {directory}: {error.strerror}") from error
+        raise DirectoryError(f"cannot reach the cache directory {directory}: {error.strerror}; {_ACCESS}") from error
     if not stat.S_ISDIR(status.st_mode):
         raise DirectoryError(f"the cache path {directory} is a file, not a directory; choose another path")
     problem = _insecurity(status)
@@ -89,7 +90,10 @@ def _create(directory: str) -> None:
         except NotADirectoryError:
             raise DirectoryError(f"cannot create the cache directory {directory}: a parent is a file") from None
         except OSError as error:
-            raise DirectoryError(f"cannot create the cache directory {directory}: {error.strerror}") from error
+            raise DirectoryError(
+                f"cannot create the cache directory {directory}: {error.strerror}; "
+                "choose a path under a directory this user may write to"
+            ) from error
         os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
 
 
@@ -105,14 +109,19 @@ def read_marker(directory: str) -> dict[str, Any] | None:
     """The marker's content, or ``None`` when the directory has none yet."""
     path = os.path.join(directory, MARKER)
     try:
-        with open(path, "rb") as file:
-            raw = file.read(65536)
+        # O_NONBLOCK: a FIFO planted under the marker's name must not block the open forever.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         return None
-    except IsADirectoryError:
-        raise CorruptCache(f"{path} is a directory; cachekit keeps a small file there") from None
     except OSError as error:
-        raise DirectoryError(f"cannot read {path}: {error.strerror}") from error
+        raise DirectoryError(f"cannot read {path}: {error.strerror}; {_ACCESS}") from error
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise CorruptCache(f"{path} is {kind}; cachekit keeps a small file there")
+    with os.fdopen(descriptor, "rb") as file:
+        raw = file.read(65536)
     try:
         marker = json.loads(raw)
     except ValueError:

@@ -15,6 +15,7 @@ import errno
 import logging
 import os
 import re
+import stat
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -109,8 +110,20 @@ class ValueFiles:
         return self.write(chunks())
 
     def open(self, name: str) -> BinaryIO:
-        """Open a value file for reading, without following symlinks."""
-        descriptor = os.open(self.path(name), os.O_RDONLY | os.O_NOFOLLOW)
+        """Open a value file for reading, without following symlinks.
+
+        ``O_NONBLOCK`` keeps a FIFO planted in a value file's place from blocking
+        the open forever; anything but a regular file is refused.
+        """
+        path = self.path(name)
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        try:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                raise OSError(errno.EIO, f"value file {path} is not a regular file")
+            os.set_blocking(descriptor, True)
+        except BaseException:
+            os.close(descriptor)
+            raise
         return os.fdopen(descriptor, "rb")
 
     def read(self, name: str, expected_size: int) -> bytes:

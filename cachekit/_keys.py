@@ -21,7 +21,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from ._errors import SerializationError
+from ._errors import CachekitError, SerializationError
 
 __all__ = ["KeyCodec", "queue_bounds", "queue_key"]
 
@@ -136,12 +136,20 @@ class KeyCodec:
         position = 1
         while position < len(data):
             length, position = _decode_varint(data, position)
-            items.append(self.decode(data[position : position + length]))
+            items.append(self._decode(data[position : position + length]))
             position += length
         return items
 
     def decode(self, data: bytes) -> Any:
-        """Return the key whose canonical bytes are ``data``."""
+        """Return the key whose canonical bytes are ``data``; damaged bytes raise SerializationError."""
+        try:
+            return self._decode(data)
+        except CachekitError:
+            raise
+        except Exception as error:  # truncated or garbled bytes: IndexError, ValueError, UnicodeDecodeError...
+            raise SerializationError(f"cannot decode the key bytes {bytes(data[:40])!r}: {error!r}") from error
+
+    def _decode(self, data: bytes) -> Any:
         kind = data[0]
         if kind == STR:
             return data[1:].decode("utf-8", "surrogatepass")

@@ -97,7 +97,11 @@ def translate(error: BaseException, path: str) -> Exception:
             f"could not write {path} ({message}): the disk, a quota or the file size limit is probably exhausted"
         )
     if code in (errno.EACCES, errno.EPERM, errno.EROFS) or "permission denied" in lowered or "read-only" in lowered:
-        return StoreError(f"cannot use {path}: permission denied or read-only for this user ({message})")
+        return StoreError(
+            f"cannot use {path}: permission denied or read-only for this user ({message}); "
+            "give this user read and write access to it (cachekit writes even when it only reads), "
+            "or use another directory"
+        )
     return StoreError(f"LMDB failed on {path}: {message}")
 
 

@@ -281,7 +281,9 @@ class SQLiteStore(Store):
             for pragma in pragmas:
                 connection.execute(pragma)
             (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
-            if mode != "wal":
+            if mode != "wal" and self._ours_or_empty(connection):
+                # Switching to WAL rewrites the file's header: never do it to
+                # another program's database, which _ensure_schema then refuses.
                 connection.execute("PRAGMA journal_mode = WAL")
         except sqlite3.Error as error:
             connection.close()
@@ -292,6 +294,11 @@ class SQLiteStore(Store):
             self._connections.append((weakref.ref(threading.current_thread()), connection))
         _open_stores.add(self)
         return connection
+
+    @staticmethod
+    def _ours_or_empty(connection: sqlite3.Connection) -> bool:
+        (application_id,) = connection.execute("PRAGMA application_id").fetchone()
+        return application_id == APPLICATION_ID or connection.execute("SELECT 1 FROM sqlite_master").fetchone() is None
 
     def _connection(self) -> sqlite3.Connection:
         try:
