@@ -54,7 +54,7 @@ def ensure_environment() -> None:
         except Exception as error:  # any failure here gets the same advice
             sys.exit(f"could not create {VENV} ({error}); on Debian/Ubuntu install the python3-venv package")
     run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    run(PYTHON, "-m", "pip", "install", "--quiet", "-e", ".[test,all]")
+    run(PYTHON, "-m", "pip", "install", "--quiet", "-e", ".[test,all,bench]")
     STAMP.write_text(wanted)
 
 
@@ -82,12 +82,21 @@ def bench(arguments: list[str]) -> None:
     run(PYTHON, "-m", "benchmarks", *arguments)
 
 
-#: Tests that need the source tree itself (docs, benchmarks, the project to build).
-TREE_TESTS = ("test_benchmarks_smoke.py", "test_example_plugin.py", "test_packaging.py")
+#: Tests that need the source tree itself (docs, benchmarks, the project to build), and the
+#: reliability suite, which tests behaviour rather than packaging and already ran once.
+TREE_TESTS = (
+    "test_benchmarks_smoke.py",
+    "test_benchmarks_all.py",
+    "test_example_plugin.py",
+    "test_packaging.py",
+    "reliability",
+)
 WHEEL_PYTEST_INI = """[pytest]
 filterwarnings = error
 timeout = 120
-markers = slow: tests that take a few seconds
+markers =
+    slow: tests that take a few seconds
+    reliability: the reliability suite
 """
 
 
