@@ -352,6 +352,7 @@ def use_damaged(directory: str) -> dict[str, Any]:
                 misses.append(key(index))
             elif found != value_of(index, large=index % 3 == 0):
                 wrong.append(key(index))
+                print(f"WRONG VALUE for {key(index)}", file=sys.stderr, flush=True)  # seen even if a crash follows
             else:
                 correct += 1
         return correct
@@ -376,19 +377,35 @@ def scenario_use_damaged(directory: str) -> dict[str, Any]:
     return use_damaged(directory)
 
 
-def scenario_damaged_pages(directory: str, database: str, fill_with: str) -> dict[str, Any]:
-    """Damage each page of the database in turn (zeros or garbage), open and use the cache each time."""
+def damage_page(path: Path, original: bytes, page: int, fill_with: str) -> None:
+    """Write ``original`` back to ``path`` with page ``page`` zeroed or filled with (seeded) garbage."""
     import random
 
+    damaged = bytearray(original)
+    garbage = random.Random(7 + page).randbytes(4096)
+    damaged[page * 4096 : (page + 1) * 4096] = bytes(4096) if fill_with == "zeros" else garbage
+    path.write_bytes(damaged)
+
+
+def scenario_damaged_page(directory: str, database: str, fill_with: str, page: str) -> dict[str, Any]:
+    """Damage one page of the database, open and use the cache (one child per page, so a crash names it)."""
+    path = Path(directory, database)
+    original = path.read_bytes()
+    try:
+        damage_page(path, original, int(page), fill_with)
+        return use_damaged(directory)
+    finally:
+        path.write_bytes(original)
+
+
+def scenario_damaged_pages(directory: str, database: str, fill_with: str) -> dict[str, Any]:
+    """Damage each page of the database in turn (zeros or garbage), open and use the cache each time."""
     path = Path(directory, database)
     original = path.read_bytes()
     pages = len(original) // 4096
-    generator = random.Random(7)
     reports: dict[str, Any] = {}
     for page in range(pages):
-        damaged = bytearray(original)
-        damaged[page * 4096 : (page + 1) * 4096] = bytes(4096) if fill_with == "zeros" else generator.randbytes(4096)
-        path.write_bytes(damaged)
+        damage_page(path, original, page, fill_with)
         for leftover in ("cache.db-wal", "cache.db-shm"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(directory, leftover))
@@ -478,6 +495,7 @@ SCENARIOS: dict[str, Callable[..., Any]] = {
     "full_disk": scenario_full_disk,
     "full_disk_removals": scenario_full_disk_removals,
     "use_damaged": scenario_use_damaged,
+    "damaged_page": scenario_damaged_page,
     "damaged_pages": scenario_damaged_pages,
     "permissions": scenario_permissions,
 }
