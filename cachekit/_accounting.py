@@ -14,9 +14,10 @@ import threading
 import time
 from typing import Any
 
-from ._errors import Timeout
+from ._errors import StorageFull, Timeout
 from ._files import ValueFiles
 from ._interfaces import Store
+from ._reserve import DiskReserve
 from ._transaction import TransactionState, WriteTransaction
 
 __all__ = ["PENDING_LIMIT", "PENDING_SECONDS", "Accounting"]
@@ -31,6 +32,7 @@ class Accounting:
     _store: Store
     _txn: TransactionState
     _files: ValueFiles
+    _reserve: DiskReserve
     _stats_lock: threading.Lock
     _pending_counters: dict[str, int]
     _counters_deadline: float
@@ -65,9 +67,9 @@ class Accounting:
             self._counters_deadline = now + PENDING_SECONDS
             try:
                 self._flush_counters(wait=False)
-            except Timeout:
+            except (Timeout, StorageFull):
                 # Still pending.  Ask again after twice as many, so that a
-                # lock held elsewhere does not cost every read an attempt.
+                # lock held elsewhere (or a full disk) does not cost every read an attempt.
                 self._counters_limit *= 2
             else:
                 self._counters_limit = PENDING_LIMIT
@@ -94,7 +96,7 @@ class Accounting:
 
     def _persisted_counters(self) -> dict[str, int]:
         """The directory's counters plus this object's pending ones (written out if possible)."""
-        with contextlib.suppress(Timeout):
+        with contextlib.suppress(Timeout, StorageFull):  # on a full disk they stay pending
             self._flush_counters()
         counters = self._store.counters()
         with self._stats_lock:
@@ -132,7 +134,7 @@ class Accounting:
         try:
             with WriteTransaction(self, retry=False, timeout=None if wait else 0):
                 self._apply_accesses()
-        except Timeout:
+        except (Timeout, StorageFull):
             return False
         return True
 

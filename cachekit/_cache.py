@@ -21,7 +21,7 @@ class Cache(UpdateMixin, QueueMixin, MaintenanceMixin):
 
     Settings (persisted in the directory): ``size_limit``, ``cull_limit``,
     ``eviction_policy``, ``statistics``, ``tag_index``, ``serializer``,
-    ``disk_min_file_size``, ``disk_pickle_protocol``, ``durability``.
+    ``disk_min_file_size``, ``disk_pickle_protocol``, ``disk_reserve``, ``durability``.
     For this object only (not persisted): the store's own tuning settings
     (such as ``sqlite_mmap_size``), ``secret_key``,
     ``allow_insecure_directory``, and ``clock`` (a function returning the

@@ -39,6 +39,7 @@ from ._interfaces import Access, Entry, EvictionPolicy, Order, Serializer, Store
 from ._keys import KeyCodec
 from ._memoize import ENOVAL, Memoized, memoize
 from ._registry import registry
+from ._reserve import DiskReserve
 from ._settings import CORE_SETTINGS, parse_setting
 from ._transaction import TransactionState, UserTransaction, WriteTransaction
 from ._values import ValueCodec
@@ -120,10 +121,14 @@ class CacheCore(Accounting):
                 store_config = dataclasses.replace(store_config, durability=settings["durability"])
                 self._store = config.store_class.open(store_config)
                 self._lookup = self._store.lookup
+            # A setting newer than an existing cache's saved ones is not written unless
+            # given: reopening an older cache must not need a write (or a disk with room).
             changed = {
                 name: settings[name]
                 for name, setting in CORE_SETTINGS.items()
-                if setting.persist and persisted.get(name, ENOVAL) != settings[name]
+                if setting.persist
+                and persisted.get(name, ENOVAL) != settings[name]
+                and (not persisted or name in persisted or name in config.explicit)
             }
             if changed:  # reopening with unchanged settings writes nothing
                 with self._store.write():
@@ -140,6 +145,7 @@ class CacheCore(Accounting):
         except BaseException:
             self._store.close()
             raise
+        self._reserve.ensure()  # best effort: a full disk opens without it
 
     def _apply_settings(self, settings: dict[str, Any]) -> None:
         """Resolve plugins, adjust the store's indexes, and copy settings to the
@@ -178,6 +184,12 @@ class CacheCore(Accounting):
         self._keys = KeyCodec(self._codec.dumps, self._codec.loads)
         self._encode_key = self._keys.encode
         self._files = ValueFiles(self._directory, durable=settings["durability"] == "full")
+        reserve: DiskReserve | None = self.__dict__.get("_reserve")
+        if reserve is None:
+            self._reserve = DiskReserve(self._directory, settings["disk_reserve"])
+        elif reserve.size != settings["disk_reserve"]:
+            reserve.size = settings["disk_reserve"]
+            reserve.wanted = True  # resized at the next successful write (reset() does it at once)
 
     def _reset_thread_state(self) -> None:
         """After fork, in the child: fresh locks, and the parent's pending counts stay the parent's."""
@@ -418,6 +430,54 @@ class CacheCore(Accounting):
                 return True
         return False
 
+    # -- removals on a full disk --------------------------------------------------------
+    def _removal(self, attempt: Callable[..., R], *arguments: Any) -> R:
+        """``attempt(*arguments)``: an operation that only removes entries, in a write
+        transaction of its own, made to work on a full disk.
+
+        A removal needs fresh space too (SQLite appends to its write-ahead log, LMDB
+        copies pages), so it can fail with ``StorageFull``.  Then the disk reserve is
+        given up, the store gives back what space it can (SQLite checkpoints and
+        truncates its log, LMDB makes the pages the last transaction freed reusable),
+        and the removal is tried once more.  A failed attempt changed nothing: its
+        transaction rolled back, and value files go only after a commit.  Inside
+        ``transact()`` the transaction is the caller's: no retry.
+        """
+        try:
+            return attempt(*arguments)
+        except StorageFull as error:
+            if self._txn.depth:
+                raise
+            failure = error
+        released = self._release_reserve(failure)
+        if not self._reclaim() and not released:
+            raise failure
+        return attempt(*arguments)
+
+    def _release_reserve(self, error: StorageFull) -> bool:
+        """Give up the disk reserve so that a removal can proceed; return whether there was one."""
+        if not self._reserve.release():
+            return False
+        self._count("reserve_used")
+        log.warning(
+            "cachekit: %s is full (%s); gave up its disk reserve of %d bytes so that removals can proceed",
+            self._directory,
+            error,
+            self._reserve.size,
+        )
+        return True
+
+    def _reclaim(self) -> bool:
+        """Let the store give back space it holds (outside any transaction); return whether it did."""
+        try:
+            reclaimed = self._store.reclaim()
+        except (StoreError, Timeout) as error:
+            log.info("cachekit: the store of %s could not reclaim space: %s", self._directory, error)
+            return False
+        if reclaimed:
+            log.info("cachekit: %s is full; the store reclaimed what space it could", self._directory)
+        return reclaimed
+
     def _make_room(self, needed: int) -> bool:
         """The store is full (the LMDB map at its ceiling, or the disk): remove expired
         entries, then evict by the policy, to free about twice ``needed`` bytes (at
@@ -426,36 +486,39 @@ class CacheCore(Accounting):
         no room is made: the user's transaction owns the lock, and it fails whole."""
         if self._txn.depth:
             return False
-        now = self._clock()
-        bound = math.nextafter(now, math.inf)
-        limit = max(self._cull_limit, 10)
         try:
-            with WriteTransaction(self, retry=False) as state:
-                store = self._store
-                expired = list(store.scan(Order.EXPIRY, expired_before=bound, limit=limit))
-                for entry in expired:
-                    self._drop(entry, state)
-                freed = sum(entry.size for entry in expired)
-                evicted = 0
-                if self._policy.rank and freed < 2 * needed:
-                    for entry in list(store.scan(Order.EVICTION, limit=limit)):
-                        self._drop(entry, state)
-                        evicted += 1
-                        freed += entry.size
-                        if freed >= 2 * needed and evicted >= self._cull_limit:
-                            break
-                counts = {
-                    name: count for name, count in (("expirations", len(expired)), ("evictions", evicted)) if count
-                }
-                if counts:
-                    store.add_counters(counts)
+            expired, evicted = self._removal(self._remove_to_make_room, needed)
         except StoreError as error:
             log.warning("cachekit: %s is full and no room could be made: %s", self._directory, error)
             return False
-        removed = len(expired) + evicted
+        removed = expired + evicted
         if removed:
             log.warning("cachekit: %s was full; removed %d entries to make room", self._directory, removed)
         return removed > 0
+
+    def _remove_to_make_room(self, needed: int) -> tuple[int, int]:
+        """:meth:`_make_room`'s transaction; return how many entries expired and were evicted."""
+        now = self._clock()
+        bound = math.nextafter(now, math.inf)
+        limit = max(self._cull_limit, 10)
+        with WriteTransaction(self, retry=False) as state:
+            store = self._store
+            expired = list(store.scan(Order.EXPIRY, expired_before=bound, limit=limit))
+            for entry in expired:
+                self._drop(entry, state)
+            freed = sum(entry.size for entry in expired)
+            evicted = 0
+            if self._policy.rank and freed < 2 * needed:
+                for entry in list(store.scan(Order.EVICTION, limit=limit)):
+                    self._drop(entry, state)
+                    evicted += 1
+                    freed += entry.size
+                    if freed >= 2 * needed and evicted >= self._cull_limit:
+                        break
+            counts = {name: count for name, count in (("expirations", len(expired)), ("evictions", evicted)) if count}
+            if counts:
+                store.add_counters(counts)
+        return len(expired), evicted
 
     def _refuse(self, key: Any, size: int, name: str | None) -> None:
         if name is not None:
@@ -658,6 +721,8 @@ class CacheCore(Accounting):
             except BaseException:
                 self._apply_settings(previous)
                 raise
+        if key == "disk_reserve":
+            self._reserve.ensure()  # best effort, as at open
         return value
 
     def stats(self, enable: bool = True, reset: bool = False) -> tuple[int, int]:
@@ -673,8 +738,9 @@ class CacheCore(Accounting):
 
     def counters(self) -> dict[str, int]:
         """Every persisted counter: ``hits``, ``misses``, ``evictions``, ``expirations``,
-        ``timeouts``, ``refusals`` and ``corrupt_values`` (all zero until they happen)."""
-        names = ("hits", "misses", "evictions", "expirations", "timeouts", "refusals", "corrupt_values")
+        ``timeouts``, ``refusals``, ``corrupt_values`` and ``reserve_used`` (all zero until
+        they happen)."""
+        names = ("hits", "misses", "evictions", "expirations", "timeouts", "refusals", "corrupt_values", "reserve_used")
         stored = self._persisted_counters()
         return {name: stored.get(name, 0) for name in names}
 
@@ -696,11 +762,13 @@ class CacheCore(Accounting):
         """
         try:
             if not self._flush_accesses(wait=True):
-                log.warning("cachekit: %s stayed locked; recorded reads were not written out", self._directory)
+                log.warning(
+                    "cachekit: %s stayed locked or is full; recorded reads were not written out", self._directory
+                )
             try:
                 self._flush_counters(wait=True)
-            except Timeout:
-                log.warning("cachekit: %s stayed locked; pending statistics were not written out", self._directory)
+            except (Timeout, StorageFull) as error:
+                log.warning("cachekit: pending statistics of %s were not written out: %s", self._directory, error)
         finally:
             self._store.close()
 

@@ -47,6 +47,8 @@ _Self = TypeVar("_Self", bound="FanoutCache")
 #: Options that belong to the opener rather than the directory: pickling and
 #: sub-collections carry them over, since reopening without them could fail.
 _CARRIED_OPTIONS = ("secret_key", "allow_insecure_directory")
+#: Settings given for the whole FanoutCache: each shard gets an equal part.
+_TOTALS = ("size_limit", "disk_reserve")
 
 
 def _shaped(value: Any, expire_time: bool, tag: bool) -> Any:
@@ -65,7 +67,8 @@ class FanoutCache:
     opens (or creates) one :class:`cachekit.Cache` per shard in the
     subdirectories ``000``, ``001``, ... of ``directory`` (a new temporary
     directory if ``None``), each with ``timeout``, ``store`` and the settings.
-    ``size_limit`` is the total over all shards: each shard gets an equal part.
+    ``size_limit`` and ``disk_reserve`` are totals over all shards: each shard gets an
+    equal part (each shard directory keeps its part of the disk reserve).
 
     A single-key operation on a shard that stays locked for ``timeout``
     seconds gives up: writes return ``False`` (``incr``/``decr`` and ``push``
@@ -111,20 +114,28 @@ class FanoutCache:
         self._timeout = timeout
         self._options = {name: settings[name] for name in _CARRIED_OPTIONS if name in settings}
         shard_settings = dict(settings)
-        given_limit = settings.get("size_limit", ENOVAL)
         self._shards: list[Cache] = []
         try:
             for number in range(shards):
                 shard_directory = os.path.join(self._directory, f"{number:03d}")
-                if given_limit is not ENOVAL:
-                    shard_settings["size_limit"] = self._part(given_limit)
-                elif not os.path.exists(shard_directory):
-                    # A new shard gets its part of the default total; an existing
-                    # one keeps the limit it was created with.
-                    shard_settings["size_limit"] = self._part(CORE_SETTINGS["size_limit"].default)
-                else:
-                    shard_settings.pop("size_limit", None)
-                self._shards.append(Cache(shard_directory, timeout, store=store, **shard_settings))
+                new = not os.path.exists(shard_directory)
+                for name in _TOTALS:
+                    if name in settings:
+                        shard_settings[name] = self._part(name, settings[name])
+                    elif new:
+                        # A new shard gets its part of the default total; an existing
+                        # one keeps the part it was created with.
+                        shard_settings[name] = self._part(name, CORE_SETTINGS[name].default)
+                    else:
+                        shard_settings.pop(name, None)
+                shard = Cache(shard_directory, timeout, store=store, **shard_settings)
+                self._shards.append(shard)
+                if not new:
+                    saved = shard.store.load_settings()
+                    for name in _TOTALS:
+                        if name not in settings and name not in saved:
+                            # A shard older than the setting: its part of the default, without a write.
+                            shard.reset(name, self._part(name, CORE_SETTINGS[name].default), update=False)
         except BaseException:
             for shard in self._shards:
                 shard.close()
@@ -133,9 +144,9 @@ class FanoutCache:
         self._encode_key = self._shards[0]._encode_key
         self._collections: dict[tuple[str, str], Cache] = {}
 
-    def _part(self, size_limit: Any) -> int:
-        """One shard's share of a total ``size_limit``."""
-        total: int = parse_setting(CORE_SETTINGS, "size_limit", size_limit)
+    def _part(self, name: str, value: Any) -> int:
+        """One shard's share of a total ``size_limit`` or ``disk_reserve``."""
+        total: int = parse_setting(CORE_SETTINGS, name, value)
         return total // self._count
 
     def _shard(self, key: Any) -> Cache:
@@ -164,11 +175,11 @@ class FanoutCache:
         return self._store_name
 
     def __getattr__(self, name: str) -> Any:
-        # Settings read as attributes, as on Cache; size_limit is the total.
+        # Settings read as attributes, as on Cache; size_limit and disk_reserve are totals.
         if name.startswith("_") or name not in CORE_SETTINGS:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        if name == "size_limit":
-            return sum(shard.size_limit for shard in self._shards)
+        if name in _TOTALS:
+            return sum(getattr(shard, name) for shard in self._shards)
         return getattr(self._shards[0], name)
 
     # -- single-key writes -------------------------------------------------------
@@ -430,14 +441,14 @@ class FanoutCache:
     def reset(self, key: str, value: Any = ENOVAL, update: bool = True) -> Any:
         """Read or change a setting in every shard and return it.
 
-        ``size_limit`` is the total: each shard gets an equal part.
+        ``size_limit`` and ``disk_reserve`` are totals: each shard gets an equal part.
         """
-        if key == "size_limit" and value is not ENOVAL:
-            part = self._part(value)
+        if key in _TOTALS and value is not ENOVAL:
+            part = self._part(key, value)
             self._each(lambda shard: shard.reset(key, part, update))
             return part * self._count
         results = self._each(lambda shard: shard.reset(key, value, update))
-        return sum(results) if key == "size_limit" else results[0]
+        return sum(results) if key in _TOTALS else results[0]
 
     # -- iteration ---------------------------------------------------------------------
     def __iter__(self) -> Iterator[Any]:

@@ -318,6 +318,17 @@ class Store(abc.ABC):
         ``drop_tag_index``; a call that changes nothing must not write.
         """
 
+    def reclaim(self) -> bool:
+        """Give back disk space the engine holds, without adding data; return whether it did.
+
+        Called outside any transaction when a removal failed with
+        :class:`cachekit.StorageFull` even after the cache gave up its disk
+        reserve (or had none); the core then tries the removal once more.  An
+        engine with a log it can checkpoint and truncate does so here.  Must
+        never lose a committed change.  The default does nothing.
+        """
+        return False
+
     @abc.abstractmethod
     def check(self, fix: bool) -> list[str]:
         """Verify the engine's own structures (and totals); return problems found.

@@ -2,11 +2,15 @@
 clearing, iteration and the consistency check.
 
 Bulk removals run in batches, each batch its own short transaction, so a
-large ``clear()`` never holds the write lock for long.
+large ``clear()`` never holds the write lock for long.  On a full disk each
+batch goes through ``CacheCore._removal`` (which gives up the disk reserve and
+retries), and if a batch still does not fit, the batches shrink (100, 10, 1
+entries): a smaller transaction needs fewer fresh pages.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -15,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ._core import CacheCore
-from ._errors import StoreError, UnsupportedOperation
+from ._errors import StorageFull, StoreError, UnsupportedOperation
 from ._interfaces import Entry, Order
 from ._transaction import WriteTransaction
 
@@ -29,18 +33,42 @@ _ORPHAN_GRACE_SECONDS = 60.0
 class MaintenanceMixin(CacheCore):
     """Maintenance methods, mixed into :class:`cachekit.Cache`."""
 
-    def _remove_in_batches(self, select: Callable[[], list[Entry]], retry: bool, counter: str | None) -> int:
+    def _remove_in_batches(
+        self, select: Callable[[int], list[Entry]], retry: bool, counter: str | None, most: int | None = None
+    ) -> int:
+        """Remove what ``select(limit)`` picks, a batch per transaction, until it picks fewer
+        than asked for (or ``most`` are gone); return how many went."""
         total = 0
-        while True:
-            with WriteTransaction(self, retry) as state:
-                batch = select()
-                for entry in batch:
-                    self._drop(entry, state)
-                if counter and batch:
-                    self._store.add_counters({counter: len(batch)})
-            total += len(batch)
-            if len(batch) < _BATCH:
-                return total
+        size = _BATCH
+        fitted = 0  # batches in a row that fitted at a reduced size
+        while most is None or total < most:
+            limit = size if most is None else min(size, most - total)
+            try:
+                removed = self._removal(self._remove_batch, select, limit, retry, counter)
+            except StorageFull:
+                if size == 1 or self._txn.depth:
+                    raise
+                size //= 10  # full even after the reserve went: a smaller transaction needs fewer pages
+                fitted = 0
+                continue
+            total += removed
+            if removed < limit:
+                break
+            if size < _BATCH:
+                fitted += 1
+                if fitted == 10:  # room again (removals free space): back to larger batches
+                    size *= 10
+                    fitted = 0
+        return total
+
+    def _remove_batch(self, select: Callable[[int], list[Entry]], limit: int, retry: bool, counter: str | None) -> int:
+        with WriteTransaction(self, retry) as state:
+            batch = select(limit)
+            for entry in batch:
+                self._drop(entry, state)
+            if counter and batch:
+                self._store.add_counters({counter: len(batch)})
+        return len(batch)
 
     def expire(self, now: float | None = None, retry: bool = False) -> int:
         """Remove expired entries (as of ``now``, default the current time); return how many."""
@@ -49,7 +77,7 @@ class MaintenanceMixin(CacheCore):
         bound = math.nextafter(self._clock() if now is None else now, math.inf)
         store = self._store
         return self._remove_in_batches(
-            lambda: list(store.scan(Order.EXPIRY, expired_before=bound, limit=_BATCH)), retry, "expirations"
+            lambda limit: list(store.scan(Order.EXPIRY, expired_before=bound, limit=limit)), retry, "expirations"
         )
 
     def evict(self, tag: Any, retry: bool = False) -> int:
@@ -57,13 +85,13 @@ class MaintenanceMixin(CacheCore):
         encoded = self._keys.encode(tag)
         store = self._store
         return self._remove_in_batches(
-            lambda: list(store.scan(Order.INSERTION, tag=encoded, limit=_BATCH)), retry, None
+            lambda limit: list(store.scan(Order.INSERTION, tag=encoded, limit=limit)), retry, None
         )
 
     def clear(self, retry: bool = False) -> int:
         """Remove every entry; return how many."""
         store = self._store
-        return self._remove_in_batches(lambda: list(store.scan(Order.INSERTION, limit=_BATCH)), retry, None)
+        return self._remove_in_batches(lambda limit: list(store.scan(Order.INSERTION, limit=limit)), retry, None)
 
     def cull(self, retry: bool = False) -> int:
         """Remove expired entries, then evict until the volume is within ``size_limit``; return how many."""
@@ -71,14 +99,17 @@ class MaintenanceMixin(CacheCore):
         if not self._policy.rank:
             return removed
         while self._store.totals().volume > self._size_limit:
-            with WriteTransaction(self, retry) as state:
-                before = self._store.totals().count
-                self._cull(self._clock(), state, limit=10)
-                culled = before - self._store.totals().count
+            culled = self._removal(self._cull_batch, retry)
             if not culled:
                 break
             removed += culled
         return removed
+
+    def _cull_batch(self, retry: bool) -> int:
+        with WriteTransaction(self, retry) as state:
+            before = self._store.totals().count
+            self._cull(self._clock(), state, limit=10)
+            return before - self._store.totals().count
 
     def _evict_entries(self, count: int, retry: bool = False) -> int:
         """Remove ``count`` entries, first to leave first (insertion order when the policy
@@ -86,21 +117,14 @@ class MaintenanceMixin(CacheCore):
         own, such as Django's ``MAX_ENTRIES``."""
         self._require_ordered_scans("evicting a number of entries")
         order = Order.EVICTION if self._policy.rank else Order.INSERTION
-        removed = 0
         store = self._store
-        while removed < count:
-            with WriteTransaction(self, retry) as state:
-                if self._accesses:
-                    self._apply_accesses()  # the order must see this process's recent reads
-                batch = list(store.scan(order, limit=min(_BATCH, count - removed)))
-                for entry in batch:
-                    self._drop(entry, state)
-                if batch:
-                    store.add_counters({"evictions": len(batch)})
-            removed += len(batch)
-            if not batch:
-                break
-        return removed
+
+        def select(limit: int) -> list[Entry]:
+            if self._accesses:
+                self._apply_accesses()  # the order must see this process's recent reads
+            return list(store.scan(order, limit=limit))
+
+        return self._remove_in_batches(select, retry, "evictions", most=count)
 
     def create_tag_index(self) -> None:
         """Index entries by tag, which makes :meth:`evict` fast on large caches."""
@@ -156,11 +180,7 @@ class MaintenanceMixin(CacheCore):
                         warnings.warn(problem, stacklevel=2)
                         broken.append(entry)
             if fix and broken:
-                with WriteTransaction(self, retry) as state:
-                    for entry in broken:
-                        current = self._store.get(entry.key)
-                        if current is not None and current.filename == entry.filename:
-                            self._drop(current, state)
+                self._removal(self._drop_broken, broken, retry)
             now = time.time()
             for name in self._files.names():
                 if name in referenced:
@@ -173,7 +193,30 @@ class MaintenanceMixin(CacheCore):
                 warnings.warn(f"orphan value file {path}", stacklevel=2)
                 if fix and age > _ORPHAN_GRACE_SECONDS:
                     os.unlink(path)
+            self._check_reserve(fix, now)
         return found
+
+    def _check_reserve(self, fix: bool, now: float) -> None:
+        """The disk reserve has its size (or is absent with ``disk_reserve=0``); with
+        ``fix``, make it so, and remove temporary files a crash left while creating it."""
+        reserve = self._reserve
+        problem = reserve.problem()
+        if problem:
+            warnings.warn(problem, stacklevel=3)
+            if fix:
+                reserve.ensure()
+        for path, modified in reserve.leftovers():
+            warnings.warn(f"leftover temporary file of the disk reserve {path}", stacklevel=3)
+            if fix and now - modified > _ORPHAN_GRACE_SECONDS:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+
+    def _drop_broken(self, broken: list[Entry], retry: bool) -> None:
+        with WriteTransaction(self, retry) as state:
+            for entry in broken:
+                current = self._store.get(entry.key)
+                if current is not None and current.filename == entry.filename:
+                    self._drop(current, state)
 
     def _value_file_problem(self, entry: Entry) -> str:
         assert entry.filename is not None

@@ -115,6 +115,12 @@ class QueueMixin(CacheCore):
             if value is not _MISSING:
                 return entry, value
 
+    def _find_first(
+        self, order: Order, reverse: bool, remove: bool, bounds: tuple[bytes, bytes] | None, retry: bool
+    ) -> tuple[Entry, Any] | None:
+        with WriteTransaction(self, retry) as state:
+            return self._first_in_queue(state, order, reverse, remove, bounds)
+
     def _take(
         self,
         prefix: str | None,
@@ -129,8 +135,8 @@ class QueueMixin(CacheCore):
         _check_prefix(prefix)
         self._require_ordered_scans("pull" if remove else "peek")
         bounds = queue_bounds(self._keys, prefix)
-        with WriteTransaction(self, retry) as state:
-            found = self._first_in_queue(state, Order.KEY, side == "back", remove, bounds)
+        # Only removes (expired items, and the one pulled): it may use the disk reserve.
+        found = self._removal(self._find_first, Order.KEY, side == "back", remove, bounds, retry)
         if found is None:
             return _shape(default, None, self, expire_time, tag)
         entry, value = found
@@ -167,8 +173,7 @@ class QueueMixin(CacheCore):
     def peekitem(self, last: bool = True, expire_time: bool = False, tag: bool = False, retry: bool = False) -> Any:
         """The ``(key, value)`` inserted last (or first); ``KeyError`` if the cache is empty."""
         self._require_ordered_scans("peekitem")
-        with WriteTransaction(self, retry) as state:
-            found = self._first_in_queue(state, Order.INSERTION, last, False, None)
+        found = self._removal(self._find_first, Order.INSERTION, last, False, None, retry)
         if found is None:
             raise KeyError("dictionary is empty")
         entry, value = found

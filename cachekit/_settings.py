@@ -170,6 +170,9 @@ CORE_SETTINGS: Mapping[str, Setting] = {
     "serializer": Setting("pickle", name, "How values other than bytes, str, int and float are encoded."),
     "disk_min_file_size": Setting(2**15, size, "Payloads of this many bytes or more go to value files."),
     "disk_pickle_protocol": Setting(pickle.HIGHEST_PROTOCOL, _pickle_protocol, "Pickle protocol."),
+    "disk_reserve": Setting(
+        2**20, size, "Disk space held back in the directory so that removals work on a full disk; 0: none."
+    ),
     "durability": Setting(
         "normal", choice(*DURABILITY_LEVELS), "normal: survives process crashes; full: power loss too."
     ),

@@ -91,6 +91,10 @@ class WriteTransaction:
             raise
         for name in created if exc_type is not None else obsolete:
             files.remove(name)
+        if exc_type is None:
+            reserve = self._cache._reserve
+            if reserve.wanted:
+                reserve.restore()  # given up on a full disk: take the room back now that a write succeeded
 
 
 class UserTransaction(WriteTransaction):

@@ -78,18 +78,7 @@ class UpdateMixin(CacheCore):
         retry: bool = False,
     ) -> Any:
         """Remove ``key`` and return its value, or ``default`` if missing or expired."""
-        now = self._clock()
-        db_key = self._encode_key(key)
-        with WriteTransaction(self, retry) as state:
-            entry = self._store.get(db_key)
-            value: Any = _MISSING
-            if entry is not None and (entry.expire_time is None or entry.expire_time > now):
-                value = self._load_locked(entry)
-            if value is not _MISSING:
-                assert entry is not None
-                self._store.delete(db_key)
-                if entry.filename is not None:
-                    state.obsolete.append(entry.filename)
+        entry, value = self._removal(self._pop, self._encode_key(key), retry)
         if value is _MISSING:
             if expire_time and tag:
                 return default, None, None
@@ -105,10 +94,26 @@ class UpdateMixin(CacheCore):
             return value, self._decode_tag(entry.tag)
         return value
 
+    def _pop(self, db_key: bytes, retry: bool) -> tuple[Entry | None, Any]:
+        now = self._clock()
+        with WriteTransaction(self, retry) as state:
+            entry = self._store.get(db_key)
+            value: Any = _MISSING
+            if entry is not None and (entry.expire_time is None or entry.expire_time > now):
+                value = self._load_locked(entry)
+            if value is not _MISSING:
+                assert entry is not None
+                self._store.delete(db_key)
+                if entry.filename is not None:
+                    state.obsolete.append(entry.filename)
+        return entry, value
+
     def delete(self, key: Any, retry: bool = False) -> bool:
         """Remove ``key``; return whether it was present and unexpired."""
+        return self._removal(self._delete, self._encode_key(key), retry)
+
+    def _delete(self, db_key: bytes, retry: bool) -> bool:
         now = self._clock()
-        db_key = self._encode_key(key)
         with WriteTransaction(self, retry) as state:
             entry = self._store.delete(db_key)
             if entry is None:

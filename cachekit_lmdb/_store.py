@@ -42,7 +42,7 @@ except ImportError as error:  # pragma: no cover - exercised by a test that hide
         f'the LMDB store needs the lmdb package, which is not installed ({error}); pip install "cachekit[lmdb]"'
     ) from error
 
-from cachekit import CorruptCache, StoreError
+from cachekit import CorruptCache, StoreError, Timeout
 from cachekit.plugins import (
     Capabilities,
     Entry,
@@ -79,7 +79,7 @@ _UPDATABLE = frozenset({"expire_time", "access_time", "access_count", "tag"})
 _PAGE = 100
 _RETRY: Any = object()
 #: Changes that never add data: a transaction of only these may use the map's reserve.
-_REMOVALS = frozenset({"_delete", "_update", "_add_counters", "_reset_counters"})
+_REMOVALS = frozenset({"_delete", "_update", "_add_counters", "_reset_counters", "_rewrite_marker"})
 _PEEK = _records.PEEK.unpack_from
 _NATIVE_CODES = len(_records.CODES)
 _CODE_NAMES = _records.CODES
@@ -932,6 +932,29 @@ class LMDBStore(Store):
             txn.delete(_COUNTER_PREFIX + name.encode())
 
     # -- check -------------------------------------------------------------------------------------
+    def reclaim(self) -> bool:
+        """Let a removal reuse the pages already in ``data.mdb`` instead of extending it.
+
+        LMDB copies every page a transaction changes, and reuses a page freed by a
+        transaction only after another one has committed (the last committed
+        snapshot must stay whole), so that a removal at the end of the disk (or of
+        the file size limit) needs twice its pages free.  Committing a transaction
+        that changes nothing of value (it rewrites the format marker) makes the
+        pages the last transaction freed reusable; the reader slots of killed
+        processes, whose old snapshots pin pages, are freed too.
+        """
+        try:
+            self._handles().env.reader_check()
+            with self.write():
+                self._change(self._rewrite_marker)
+        except (lmdb.Error, StoreError, Timeout):
+            return False
+        return True
+
+    @staticmethod
+    def _rewrite_marker(txn: Any, handles: Handles) -> None:
+        txn.put(_environment.META_FORMAT, _environment.FORMAT)
+
     def check(self, fix: bool) -> list[str]:
         problems: list[str] = []
         with self.write():

@@ -99,6 +99,11 @@ _DELETE_RETURNING = (
 _UPDATABLE = frozenset({"expire_time", "access_time", "access_count", "tag"})
 _PAGE = 100
 _EVICTION_INDEX_PREFIX = "entries_evict_"
+#: ``PRAGMA journal_size_limit``: when SQLite restarts the write-ahead log, it truncates a larger
+#: file to this size.  Without it ``cache.db-wal`` keeps the size of its largest burst (a reader
+#: holding a snapshot, or concurrent writers starving the restart) for as long as any connection
+#: is open, which the soak test (tests/reliability/test_soak.py) saw reach 300 MB for a 4 MiB cache.
+_WAL_SIZE_LIMIT = 2**24
 
 # Connections inherited through fork() must never be closed in the child:
 # closing one would drop the child's new POSIX locks on the same file and may
@@ -277,6 +282,7 @@ class SQLiteStore(Store):
                 f"PRAGMA synchronous = {self._synchronous}",
                 f"PRAGMA cache_size = {int(self.config.options.get('sqlite_cache_size', 2**13))}",
                 f"PRAGMA mmap_size = {int(self.config.options.get('sqlite_mmap_size', 2**26))}",
+                f"PRAGMA journal_size_limit = {_WAL_SIZE_LIMIT}",
             )
             for pragma in pragmas:
                 connection.execute(pragma)
@@ -591,6 +597,35 @@ class SQLiteStore(Store):
                 self._execute("CREATE INDEX IF NOT EXISTS entries_tag ON entries (tag) WHERE tag IS NOT NULL")
             else:
                 self._execute("DROP INDEX IF EXISTS entries_tag")
+
+    def reclaim(self) -> bool:
+        """Checkpoint the write-ahead log into the database and truncate it, so that the next
+        transaction writes the log from its start instead of growing it (a removal on a full
+        disk, or at the file size limit, needs that).  Skipped when the database file would
+        grow by more than the room left on the disk: a checkpoint cut short would waste it."""
+        connection = self._connection()
+        if connection.in_transaction:
+            return False
+        wal = self.path + "-wal"
+        try:
+            if os.stat(wal).st_size == 0:
+                return False
+            (page_size,) = connection.execute("PRAGMA page_size").fetchone()
+            (page_count,) = connection.execute("PRAGMA page_count").fetchone()
+            growth = page_size * page_count - os.stat(self.path).st_size
+            if growth > 0:
+                status = os.statvfs(self.config.directory)
+                if status.f_bavail * status.f_frsize < growth:
+                    return False
+            # A checkpoint that truncates waits for readers to leave the log: a second at most.
+            connection.execute(f"PRAGMA busy_timeout = {int(min(self.config.timeout, 1.0) * 1000)}")
+            try:
+                (busy, _, _) = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                connection.execute(f"PRAGMA busy_timeout = {int(self.config.timeout * 1000)}")
+        except (sqlite3.Error, OSError):
+            return False
+        return int(busy) == 0
 
     def check(self, fix: bool) -> list[str]:
         problems = [
