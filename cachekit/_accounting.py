@@ -17,6 +17,7 @@ from typing import Any
 from ._errors import StorageFull, Timeout
 from ._files import ValueFiles
 from ._interfaces import Store
+from ._journal import Journal
 from ._reserve import DiskReserve
 from ._transaction import TransactionState, WriteTransaction
 
@@ -32,6 +33,7 @@ class Accounting:
     _store: Store
     _txn: TransactionState
     _files: ValueFiles
+    _journal: Journal
     _reserve: DiskReserve
     _stats_lock: threading.Lock
     _pending_counters: dict[str, int]

@@ -36,6 +36,7 @@ from ._errors import (
 )
 from ._files import ValueFiles
 from ._interfaces import Access, Entry, EvictionPolicy, Order, Serializer, Store, StoreConfig
+from ._journal import Journal, recover
 from ._keys import KeyCodec
 from ._memoize import ENOVAL, Memoized, memoize
 from ._registry import registry
@@ -103,6 +104,7 @@ class CacheCore(Accounting):
     def _open(self, config: _config.Config) -> None:
         self._directory = config.directory
         self._timeout = config.timeout
+        self._journal = Journal(config.directory)
         store_config = StoreConfig(
             directory=config.directory,
             timeout=config.timeout,
@@ -146,6 +148,25 @@ class CacheCore(Accounting):
             self._store.close()
             raise
         self._reserve.ensure()  # best effort: a full disk opens without it
+        self._recover_value_files()
+
+    def _recover_value_files(self) -> int:
+        """Remove the value files that processes killed mid-write left unreferenced (replaying
+        their journals, see :mod:`cachekit._journal`); return how many.  Best effort: a failure
+        leaves the journals for the next opener."""
+        if not self._value_files:
+            return 0
+        get = self._store.get
+
+        def referenced(key: bytes, name: str) -> bool:
+            entry = get(key)
+            return entry is not None and entry.filename == name
+
+        try:
+            return recover(self._directory, referenced, self._files.remove)
+        except Exception as error:  # never fail an open over it
+            log.warning("cachekit: could not recover the value files in flight in %s: %s", self._directory, error)
+            return 0
 
     def _apply_settings(self, settings: dict[str, Any]) -> None:
         """Resolve plugins, adjust the store's indexes, and copy settings to the
@@ -183,7 +204,7 @@ class CacheCore(Accounting):
         self._decode = self._codec.decode
         self._keys = KeyCodec(self._codec.dumps, self._codec.loads)
         self._encode_key = self._keys.encode
-        self._files = ValueFiles(self._directory, durable=settings["durability"] == "full")
+        self._files = ValueFiles(self._directory, durable=settings["durability"] == "full", journal=self._journal)
         reserve: DiskReserve | None = self.__dict__.get("_reserve")
         if reserve is None:
             self._reserve = DiskReserve(self._directory, settings["disk_reserve"])
@@ -192,8 +213,10 @@ class CacheCore(Accounting):
             reserve.wanted = True  # resized at the next successful write (reset() does it at once)
 
     def _reset_thread_state(self) -> None:
-        """After fork, in the child: fresh locks, and the parent's pending counts stay the parent's."""
+        """After fork, in the child: fresh locks, the parent's pending counts stay the parent's,
+        and so does its journal of value files in flight."""
         self._reset_accounting()
+        self._journal.after_fork_in_child()
 
     # -- attributes ------------------------------------------------------------
     @property
@@ -239,15 +262,19 @@ class CacheCore(Accounting):
         return UserTransaction(self, retry)
 
     # -- values ------------------------------------------------------------------
-    def _prepare_value(self, value: Any, read: bool) -> tuple[str, bytes | None, str | None, int]:
-        """Encode a value; a large payload goes to a new value file, written outside any lock."""
+    def _prepare_value(
+        self, value: Any, read: bool, db_key: bytes | None = None
+    ) -> tuple[str, bytes | None, str | None, int]:
+        """Encode a value; a large payload goes to a new value file, written outside any lock and
+        journaled for ``db_key`` (``None``: not known yet).  Such a file is in flight until the
+        caller settles it (:meth:`_settle`) or removes it."""
         if read:
             if not callable(getattr(value, "read", None)):
                 raise TypeError(f"read=True needs a binary file object, got {type(value).__name__}")
             if not self._value_files:
                 value = value.read()  # the store keeps every payload inline
             else:
-                name, size = self._files.write_stream(value)
+                name, size = self._files.write_stream(value, db_key)
                 return "bytes", None, name, size
         serializer, payload = self._codec.encode(value)
         size = len(payload)
@@ -257,7 +284,7 @@ class CacheCore(Accounting):
                     f"the {self._config.store_name!r} store holds values of at most {self._max_inline} bytes; "
                     f"this one is {size} bytes"
                 )
-            name, size = self._files.write_bytes(payload)
+            name, size = self._files.write_bytes(payload, db_key)
             return serializer, None, name, size
         return serializer, payload, None, size
 
@@ -309,11 +336,18 @@ class CacheCore(Accounting):
     def _encode_tag(self, tag: Any) -> bytes | None:
         return None if tag is None else self._keys.encode(tag)
 
-    def _cull(self, now: float, state: TransactionState, limit: int | None = None) -> None:
+    def _cull(self, now: float, state: TransactionState, limit: int | None = None, added: int = 0) -> None:
         """Inside a write: drop expired entries, then evict while over ``size_limit``.
 
         At most ``limit`` (default ``cull_limit``) entries go per call, as in
-        python-diskcache; expired ones go first.
+        python-diskcache; expired ones go first.  A write that added ``added``
+        bytes may evict beyond that budget, up to ``added`` bytes more, while
+        the volume is over ``size_limit``: otherwise large values written over
+        small entries would push the volume up by almost their whole size each
+        time, ten small evictions at a time, and the volume would creep far
+        past the limit.  With it, a write never leaves the volume both over the
+        limit and higher than before, so the volume stays within ``size_limit``
+        plus the largest entry.
         """
         if self._accesses:
             self._apply_accesses()  # eviction must see this process's recent reads
@@ -330,24 +364,46 @@ class CacheCore(Accounting):
             for entry in expired:
                 self._drop(entry, state)
                 volume -= entry.size
+                added -= entry.size
             remaining -= len(expired)
             counts["expirations"] = len(expired)
-        if remaining and self._policy.rank and volume > self._size_limit:
+        if self._policy.rank and volume > self._size_limit:
             evicted = 0
-            for entry in list(store.scan(Order.EVICTION, limit=remaining)):
-                self._drop(entry, state)
-                evicted += 1
-                volume -= entry.size
-                if volume <= self._size_limit:
+            if remaining:
+                for entry in list(store.scan(Order.EVICTION, limit=remaining)):
+                    self._drop(entry, state)
+                    evicted += 1
+                    volume -= entry.size
+                    added -= entry.size
+                    if volume <= self._size_limit:
+                        break
+            while added > 0 and volume > self._size_limit:  # the budget ran out: free up to what was added
+                page = list(store.scan(Order.EVICTION, limit=16))
+                if not page:
                     break
-            counts["evictions"] = evicted
+                for entry in page:
+                    self._drop(entry, state)
+                    evicted += 1
+                    volume -= entry.size
+                    added -= entry.size
+                    if added <= 0 or volume <= self._size_limit:
+                        break
+            if evicted:
+                counts["evictions"] = evicted
         if counts:
             store.add_counters(counts)
 
     def _drop(self, entry: Entry, state: TransactionState) -> None:
         self._store.delete(entry.key)
         if entry.filename is not None:
-            state.obsolete.append(entry.filename)
+            state.obsolete.append((entry.key, entry.filename))
+
+    def _settle(self, name: str) -> None:
+        """A write that made value file ``name`` is over (its entry committed, or the file removed):
+        the file is no longer in flight.  Inside ``transact()`` the enclosing transaction settles it
+        when it ends (``TransactionState.created``)."""
+        if not self._txn.depth:
+            self._journal.settle((name,))
 
     # -- the python-diskcache API ---------------------------------------------------
     def set(
@@ -383,6 +439,9 @@ class CacheCore(Accounting):
             if entry.filename is not None:
                 self._files.remove(entry.filename)
             raise
+        finally:
+            if entry.filename is not None:  # a small value never reaches the journal
+                self._settle(entry.filename)
         return True
 
     def __setitem__(self, key: Any, value: Any) -> None:
@@ -397,7 +456,7 @@ class CacheCore(Accounting):
         expire_time = validate_expire(expire, now)
         tag_bytes = self._encode_tag(tag)
         db_key = self._encode_key(key)
-        serializer, payload, name, payload_size = self._prepare_value(value, read)
+        serializer, payload, name, payload_size = self._prepare_value(value, read, db_key)
         size = len(db_key) + payload_size
         if size > self._size_limit:
             self._refuse(key, size, name)
@@ -408,10 +467,11 @@ class CacheCore(Accounting):
     def _put(self, entry: Entry, state: TransactionState, now: float) -> None:
         """Inside a write: store ``entry``, retire the value file it replaces, and cull.
 
-        The caller (``set``, ``add``, ``push``) owns ``entry``'s value file and
-        removes it if the write fails.  Only an enclosing ``transact()`` block,
-        which can still roll back after this write returned, must remove the
-        file on its rollback.  A transaction of the write's own must not: ``set``
+        The caller (``set``, ``add``, ``push``) owns ``entry``'s value file,
+        removes it if the write fails, and settles it in the journal when it is
+        done.  Only an enclosing ``transact()`` block, which can still roll back
+        after this write returned, must remove the file on its rollback (and
+        settle it when it ends).  A transaction of the write's own must not: ``set``
         and ``add`` store the same entry again, with the same file, after a
         ``StorageFull`` rolled their first attempt back and room was made.
         """
@@ -419,8 +479,8 @@ class CacheCore(Accounting):
             state.created.append(entry.filename)
         old = self._store.put(entry)
         if old is not None and old.filename is not None:
-            state.obsolete.append(old.filename)
-        self._cull(now, state)
+            state.obsolete.append((old.key, old.filename))
+        self._cull(now, state, added=entry.size - (0 if old is None else old.size))
 
     def _add_entry(self, entry: Entry, retry: bool, now: float) -> bool:
         with WriteTransaction(self, retry) as state:
@@ -553,6 +613,8 @@ class CacheCore(Accounting):
         finally:
             if not added and entry.filename is not None:
                 self._files.remove(entry.filename)
+            if entry.filename is not None:
+                self._settle(entry.filename)
         return added
 
     def get(
@@ -771,6 +833,7 @@ class CacheCore(Accounting):
                 log.warning("cachekit: pending statistics of %s were not written out: %s", self._directory, error)
         finally:
             self._store.close()
+            self._journal.close()
 
     def __enter__(self: _Self) -> _Self:
         return self

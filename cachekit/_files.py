@@ -2,7 +2,9 @@
 
 Files are written before the write transaction starts (so the lock is not
 held during the copy) and removed only after the transaction that stops
-referencing them has committed.  Names are random, never derived from
+referencing them has committed.  A file is journaled before it is created
+(:mod:`cachekit._journal`), so that a process killed before its entry commits
+leaves nothing the next opener does not clean up.  Names are random, never derived from
 keys, and every name read back from a store is checked against the one
 pattern cachekit writes, so a tampered store cannot point outside the
 cache directory.  Files open with ``O_NOFOLLOW``: a planted symlink is not
@@ -20,6 +22,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from ._errors import StorageFull, StoreError
+from ._journal import Journal
 
 __all__ = ["ValueFiles"]
 
@@ -34,9 +37,10 @@ _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 class ValueFiles:
     """The value files of one cache directory."""
 
-    def __init__(self, directory: str, durable: bool = False) -> None:
+    def __init__(self, directory: str, durable: bool = False, journal: Journal | None = None) -> None:
         self.directory = directory
         self.durable = durable
+        self.journal = journal
 
     def path(self, name: str) -> str:
         """Absolute path of a value file, refusing names cachekit would never write."""
@@ -53,18 +57,28 @@ class ValueFiles:
             os.chmod(os.path.dirname(subdirectory), 0o700)
         return f"{SUBDIRECTORY}/{token[:2]}/{token[2:]}.val"
 
-    def write(self, chunks: Iterator[bytes]) -> tuple[str, int]:
-        """Write ``chunks`` to a new file; return its name and size.
+    def write(self, chunks: Iterator[bytes], key: bytes | None = None) -> tuple[str, int]:
+        """Write ``chunks`` to a new file for the entry of ``key`` (``None``: not known yet); return
+        its name and size.
 
-        On any failure the partial file is removed; a full disk raises
-        :class:`cachekit.StorageFull`.
+        The file is journaled first; it stays in flight until the caller settles
+        it (:meth:`Journal.settle`) or removes it.  On any failure the partial file
+        is removed; a full disk raises :class:`cachekit.StorageFull`.
         """
         try:
             name = self._new_name()
-            path = os.path.join(self.directory, name)
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         except OSError as error:
             raise _translate(error, self.directory) from error
+        if self.journal is not None:
+            self.journal.record(key, name)
+        path = os.path.join(self.directory, name)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except BaseException as error:
+            self.remove(name)  # settles it in the journal
+            if isinstance(error, OSError):
+                raise _translate(error, self.directory) from error
+            raise
         written = 0
         try:
             # Errors of the source (a stream passed with read=True) propagate
@@ -91,11 +105,11 @@ class ValueFiles:
         os.close(descriptor)
         return name, written
 
-    def write_bytes(self, data: bytes) -> tuple[str, int]:
+    def write_bytes(self, data: bytes, key: bytes | None = None) -> tuple[str, int]:
         """Write ``data`` to a new file; return its name and size."""
-        return self.write(iter((data,)))
+        return self.write(iter((data,)), key)
 
-    def write_stream(self, stream: BinaryIO) -> tuple[str, int]:
+    def write_stream(self, stream: BinaryIO, key: bytes | None = None) -> tuple[str, int]:
         """Copy a binary file object to a new file; return its name and size."""
 
         def chunks() -> Iterator[bytes]:
@@ -107,7 +121,7 @@ class ValueFiles:
                     raise TypeError(f"read=True needs a binary file object; read() returned {type(chunk).__name__}")
                 yield bytes(chunk)
 
-        return self.write(chunks())
+        return self.write(chunks(), key)
 
     def open(self, name: str) -> BinaryIO:
         """Open a value file for reading, without following symlinks.
@@ -134,20 +148,26 @@ class ValueFiles:
             raise OSError(errno.EIO, f"value file {name} holds {len(data)} bytes, expected {expected_size}")
         return data
 
-    def remove(self, name: str) -> None:
-        """Remove a value file if it exists; a file that cannot be removed is left for ``check``.
+    def remove(self, name: str) -> bool:
+        """Remove a value file if it exists (and settle it in the journal); return whether it was
+        removed.  A file that cannot be removed is left for ``check``.
 
         Removal happens after a commit, when raising would report a failure
         for a write that succeeded, so errors are logged instead.
         """
+        removed = False
         try:
             os.unlink(self.path(name))
+            removed = True
         except FileNotFoundError:
             pass
         except StoreError:
             pass  # never act on a name cachekit did not write
         except OSError as error:
             log.warning("cachekit: could not remove the value file %s (%s); check(fix=True) will", name, error)
+        if self.journal is not None:
+            self.journal.settle((name,))
+        return removed
 
     def names(self) -> Iterator[str]:
         """Every file under the value directory, as names relative to the cache directory."""

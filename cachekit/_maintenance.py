@@ -21,6 +21,7 @@ from typing import Any
 from ._core import CacheCore
 from ._errors import StorageFull, StoreError, UnsupportedOperation
 from ._interfaces import Entry, Order
+from ._journal import in_flight
 from ._transaction import WriteTransaction
 
 __all__ = ["MaintenanceMixin"]
@@ -160,10 +161,13 @@ class MaintenanceMixin(CacheCore):
 
         With ``fix=True``, entries whose value file is missing or damaged are
         removed, orphan value files older than a minute are deleted, and the
-        store repairs what it can.
+        store repairs what it can.  Either way, the value files that processes
+        killed mid-write left are removed first, as when a cache opens; files
+        that live processes have in flight (journaled) are not orphans.
         """
         if self._txn.depth:
             raise UnsupportedOperation("check() takes its own transactions and cannot run inside transact()")
+        self._recover_value_files()
         with warnings.catch_warnings(record=True) as found:
             warnings.simplefilter("always")
             for problem in self._store.check(fix):
@@ -182,8 +186,9 @@ class MaintenanceMixin(CacheCore):
             if fix and broken:
                 self._removal(self._drop_broken, broken, retry)
             now = time.time()
+            journaled = in_flight(self._directory) if self._value_files else set()
             for name in self._files.names():
-                if name in referenced:
+                if name in referenced or name in journaled:
                     continue
                 path = os.path.join(self._directory, name)
                 try:

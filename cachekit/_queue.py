@@ -66,11 +66,13 @@ class QueueMixin(CacheCore):
         now = self._clock()
         expire_time = validate_expire(expire, now)
         tag_bytes = self._encode_tag(tag)
+        start, stop = queue_bounds(self._keys, prefix)
+        # A value file is journaled without a key (the queue key is chosen inside the
+        # transaction), and again with it before the commit.
         serializer, payload, name, payload_size = self._prepare_value(value, read)
         if payload_size > self._size_limit:
             self._refuse(f"a push to queue {prefix!r}", payload_size, name)
             return None
-        start, stop = queue_bounds(self._keys, prefix)
         try:
             with WriteTransaction(self, retry) as state:
                 edge = next(self._store.scan(Order.KEY, reverse=side == "back", start=start, stop=stop, limit=1), None)
@@ -85,11 +87,16 @@ class QueueMixin(CacheCore):
                 entry = Entry._make(
                     (db_key, payload, name, serializer, len(db_key) + payload_size, now, expire_time, now, 0, tag_bytes)
                 )
+                if name is not None:
+                    self._journal.record(db_key, name)
                 self._put(entry, state, now)
         except BaseException:
             if name is not None:
                 self._files.remove(name)
             raise
+        finally:
+            if name is not None:
+                self._settle(name)
         return key
 
     def _first_in_queue(
@@ -111,7 +118,7 @@ class QueueMixin(CacheCore):
             if remove or value is _MISSING:
                 self._store.delete(entry.key)
                 if entry.filename is not None:
-                    state.obsolete.append(entry.filename)
+                    state.obsolete.append((entry.key, entry.filename))
             if value is not _MISSING:
                 return entry, value
 

@@ -2,8 +2,11 @@
 
 A value file written for an entry is removed if the transaction rolls
 back; a value file an entry stops referencing is removed only after the
-transaction commits, so a crash can leave an orphan file (which ``check``
-finds) but never an entry without its file.
+transaction commits, so a crash never leaves an entry without its file.
+Obsolete files are journaled just before the commit (and new files before
+they were written: :mod:`cachekit._journal`), so that the file a killed
+process leaves unreferenced is removed by the next process that opens the
+cache.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ class TransactionState(threading.local):
     def __init__(self) -> None:
         self.depth = 0
         self.created: list[str] = []
-        """Value files written for this transaction: removed on rollback."""
-        self.obsolete: list[str] = []
-        """Value files no longer referenced: removed after commit."""
+        """Value files written inside ``transact()``: removed on rollback, settled in the journal
+        (no longer in flight) once the outermost transaction ends."""
+        self.obsolete: list[tuple[bytes, str]] = []
+        """Value files no longer referenced, with the key of the entry that referenced them:
+        journaled before the commit, removed after it."""
 
 
 class WriteTransaction:
@@ -81,20 +86,30 @@ class WriteTransaction:
         created, obsolete = state.created, state.obsolete
         state.created = []
         state.obsolete = []
-        files = self._cache._files
+        cache = self._cache
+        files = cache._files
+        if obsolete and exc_type is None:
+            cache._journal.record_many(obsolete)  # a kill between the commit and the removals loses nothing
         assert self._store_transaction is not None
         try:
             self._store_transaction.__exit__(exc_type, exc, traceback)
         except BaseException:
             for name in created:
                 files.remove(name)
+            if obsolete:
+                cache._journal.settle([name for _, name in obsolete])  # rolled back: still referenced
             raise
-        for name in created if exc_type is not None else obsolete:
+        if exc_type is not None:
+            for name in created:
+                files.remove(name)
+            return
+        for _, name in obsolete:
             files.remove(name)
-        if exc_type is None:
-            reserve = self._cache._reserve
-            if reserve.wanted:
-                reserve.restore()  # given up on a full disk: take the room back now that a write succeeded
+        if created:
+            cache._journal.settle(created)  # referenced by committed entries now
+        reserve = cache._reserve
+        if reserve.wanted:
+            reserve.restore()  # given up on a full disk: take the room back now that a write succeeded
 
 
 class UserTransaction(WriteTransaction):

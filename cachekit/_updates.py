@@ -105,7 +105,7 @@ class UpdateMixin(CacheCore):
                 assert entry is not None
                 self._store.delete(db_key)
                 if entry.filename is not None:
-                    state.obsolete.append(entry.filename)
+                    state.obsolete.append((db_key, entry.filename))
         return entry, value
 
     def delete(self, key: Any, retry: bool = False) -> bool:
@@ -119,7 +119,7 @@ class UpdateMixin(CacheCore):
             if entry is None:
                 return False
             if entry.filename is not None:
-                state.obsolete.append(entry.filename)
+                state.obsolete.append((entry.key, entry.filename))
             return entry.expire_time is None or entry.expire_time > now
 
     def __delitem__(self, key: Any) -> None:
