@@ -12,11 +12,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import sqlite3
 import stat
 import threading
+import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, ClassVar
@@ -202,6 +204,30 @@ class _WriteTransaction:
         _rollback(connection)
 
 
+def _when_not_busy(action: Callable[[], object], timeout: float) -> None:
+    """Run ``action``, retrying while SQLite reports the database busy, for up to ``timeout`` seconds.
+
+    Only for the first open of a new database by many processes at once: there,
+    before the file is in WAL mode, two connections that both read and then
+    both want the exclusive lock (to switch the journal mode or create the
+    schema) would deadlock, so SQLite refuses one at once ("database is locked")
+    without calling its busy handler.  Waiting a moment and trying again lets
+    the other finish.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        try:
+            action()
+            return
+        except sqlite3.OperationalError as error:
+            busy = getattr(error, "sqlite_errorname", "").startswith("SQLITE_BUSY") or "locked" in str(error)
+            if not busy or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause * random.uniform(0.5, 1.5))  # jitter: do not retry in lockstep
+        pause = min(pause * 2, 0.05)
+
+
 def _rollback(connection: sqlite3.Connection) -> None:
     # sqlite3.Error covers a connection closed meanwhile and SQLite having rolled back already.
     with contextlib.suppress(sqlite3.Error):
@@ -286,11 +312,7 @@ class SQLiteStore(Store):
             )
             for pragma in pragmas:
                 connection.execute(pragma)
-            (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
-            if mode != "wal" and self._ours_or_empty(connection):
-                # Switching to WAL rewrites the file's header: never do it to
-                # another program's database, which _ensure_schema then refuses.
-                connection.execute("PRAGMA journal_mode = WAL")
+            _when_not_busy(lambda: self._switch_to_wal(connection), self.config.timeout)
         except sqlite3.Error as error:
             connection.close()
             raise translate(error, self.path) from error
@@ -300,6 +322,13 @@ class SQLiteStore(Store):
             self._connections.append((weakref.ref(threading.current_thread()), connection))
         _open_stores.add(self)
         return connection
+
+    def _switch_to_wal(self, connection: sqlite3.Connection) -> None:
+        (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
+        if mode != "wal" and self._ours_or_empty(connection):
+            # Switching to WAL rewrites the file's header: never do it to
+            # another program's database, which _ensure_schema then refuses.
+            connection.execute("PRAGMA journal_mode = WAL")
 
     @staticmethod
     def _ours_or_empty(connection: sqlite3.Connection) -> bool:
@@ -346,7 +375,7 @@ class SQLiteStore(Store):
                 return
             # executescript() commits any open transaction first, so the
             # script carries its own BEGIN IMMEDIATE ... COMMIT.
-            connection.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+            _when_not_busy(lambda: connection.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;"), self.config.timeout)
         except sqlite3.Error as error:
             _rollback(connection)
             raise translate(error, self.path) from error

@@ -13,7 +13,7 @@ import pytest
 
 import cachekit
 from cachekit_sqlite import SQLiteStore
-from cachekit_sqlite._store import APPLICATION_ID, DATABASE_NAME, translate
+from cachekit_sqlite._store import APPLICATION_ID, DATABASE_NAME, _when_not_busy, translate
 
 
 def _hold_write_lock(directory: str) -> sqlite3.Connection:
@@ -287,3 +287,42 @@ def test_database_file_that_cannot_be_created(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(os, "open", refuse)
     with pytest.raises(cachekit.StoreError, match=f"cannot create .*{DATABASE_NAME}: Permission denied"):
         cachekit.Cache(tmp_path / "cache")
+
+
+class TestFirstOpenRetries:
+    """The first open of a new database by many processes retries SQLite's deadlock refusals."""
+
+    def test_busy_refusals_are_retried_until_the_action_succeeds(self) -> None:
+        """ "database is locked" is retried; the action's success ends the wait."""
+        calls: list[float] = []
+
+        def action() -> None:
+            calls.append(time.monotonic())
+            if len(calls) < 3:
+                raise sqlite3.OperationalError("database is locked")
+
+        _when_not_busy(action, timeout=5)
+        assert len(calls) == 3
+
+    def test_other_errors_are_not_retried(self) -> None:
+        """An error that is not a busy refusal comes out at once."""
+        calls: list[int] = []
+
+        def action() -> None:
+            calls.append(1)
+            raise sqlite3.OperationalError("no such table: entries")
+
+        with pytest.raises(sqlite3.OperationalError, match="no such table"):
+            _when_not_busy(action, timeout=5)
+        assert calls == [1]
+
+    def test_the_timeout_bounds_the_retries(self) -> None:
+        """A database that stays locked raises the refusal once the timeout has passed."""
+        started = time.monotonic()
+
+        def action() -> None:
+            raise sqlite3.OperationalError("database is locked")
+
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            _when_not_busy(action, timeout=0.05)
+        assert time.monotonic() - started < 2
