@@ -106,6 +106,8 @@ _EVICTION_INDEX_PREFIX = "entries_evict_"
 #: holding a snapshot, or concurrent writers starving the restart) for as long as any connection
 #: is open, which the soak test (tests/reliability/test_soak.py) saw reach 300 MB for a 4 MiB cache.
 _WAL_SIZE_LIMIT = 2**24
+#: Held while cachekit creates a database file and while SQLite opens one (see ``_create_file``).
+_FILE_CREATION = threading.Lock()
 
 # Connections inherited through fork() must never be closed in the child:
 # closing one would drop the child's new POSIX locks on the same file and may
@@ -116,6 +118,8 @@ _open_stores: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
+    global _FILE_CREATION
+    _FILE_CREATION = threading.Lock()  # another thread of the parent may have held it
     for store in list(_open_stores):
         store._forget_connections()
 
@@ -280,14 +284,24 @@ class SQLiteStore(Store):
         try:
             status = os.lstat(self.path)
         except FileNotFoundError:
-            try:
-                descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
-            except FileExistsError:
-                return
-            except OSError as error:
-                raise StoreError(f"cannot create {self.path}: {error.strerror}") from error
-            os.fchmod(descriptor, 0o600)
-            os.close(descriptor)
+            # Closing a descriptor of the database file drops every POSIX lock this
+            # process holds on it, SQLite's included: were another thread's connection
+            # to open the new file before os.close() below, it would lose its locks
+            # silently, and another process could then take the WAL for unused and
+            # delete it, committed writes and all (seen: 4 processes x 12 threads
+            # opening one new directory lost three processes' writes).  Connections
+            # open under the same lock, so none exists while this descriptor does.
+            with _FILE_CREATION:
+                try:
+                    descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
+                except FileExistsError:
+                    return
+                except OSError as error:
+                    raise StoreError(f"cannot create {self.path}: {error.strerror}") from error
+                try:
+                    os.fchmod(descriptor, 0o600)
+                finally:
+                    os.close(descriptor)
             return
         if not stat.S_ISREG(status.st_mode):
             kind = "a directory" if stat.S_ISDIR(status.st_mode) else "not a regular file"
@@ -295,12 +309,13 @@ class SQLiteStore(Store):
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            connection = sqlite3.connect(
-                self.path,
-                timeout=self.config.timeout,
-                isolation_level=None,
-                check_same_thread=False,
-            )
+            with _FILE_CREATION:  # see _create_file
+                connection = sqlite3.connect(
+                    self.path,
+                    timeout=self.config.timeout,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
         except sqlite3.Error as error:
             raise translate(error, self.path) from error
         try:
