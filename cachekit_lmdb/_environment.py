@@ -18,6 +18,7 @@ safely from many threads and processes:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import fcntl
@@ -33,6 +34,8 @@ from typing import Any, NamedTuple, TypeVar
 import lmdb
 
 from cachekit import CorruptCache, StorageFull, StoreError, Timeout
+
+from ._guard import Guard
 
 __all__ = [
     "FORMAT",
@@ -174,6 +177,7 @@ class _Settings(NamedTuple):
     max_readers: int
     durable: bool
     timeout: float
+    verify: bool
 
 
 class SharedEnvironment:
@@ -189,6 +193,7 @@ class SharedEnvironment:
         self.users = 0
         self.poisoned: str | None = None
         """Why this process cannot use the directory any more (set in a child forked at a bad moment)."""
+        self.guard = Guard(directory, self.path, settings.durable)
         self._reset_locks()
 
     def _reset_locks(self) -> None:
@@ -269,6 +274,14 @@ class SharedEnvironment:
                 raise translate(error, self.path) from error
         try:
             _check_length(env, self.path)
+            # Before LMDB reads a page of the tree: check the file if something else may have
+            # changed it since a cachekit process last closed it (see cachekit_lmdb._guard).
+            self.guard.durable = settings.durable
+            self.guard.enter(self._deadline(settings.timeout), walk=settings.verify)
+        except BaseException:
+            env.close()
+            raise
+        try:
             env.reader_check()  # free the reader slots of processes that were killed
             # LMDB opens with the largest map size any process recorded; a lower
             # map_size_limit (or a reserve used for removals) caps it again.
@@ -276,6 +289,7 @@ class SharedEnvironment:
             handles = self._open_databases(env)
         except BaseException:
             env.close()
+            self.guard.leave()
             raise
         return handles
 
@@ -340,6 +354,7 @@ class SharedEnvironment:
         self.fast = None
         self.handles = None
         handles.env.close()
+        self.guard.leave()
         if self.lock_fd >= 0:
             os.close(self.lock_fd)
             self.lock_fd = -1
@@ -576,6 +591,7 @@ class SharedEnvironment:
         if lock_fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(lock_fd)  # the parent's lock stays the parent's
+        self.guard.forget()
         if handles is None:
             return
         if safe:
@@ -597,11 +613,17 @@ _pending_releases: list[Callable[[], None]] = []
 
 
 def acquire(
-    directory: str, map_size: int, map_size_limit: int, max_readers: int, durable: bool, timeout: float
+    directory: str,
+    map_size: int,
+    map_size_limit: int,
+    max_readers: int,
+    durable: bool,
+    timeout: float,
+    verify: bool = True,
 ) -> SharedEnvironment:
     """The shared environment of ``directory`` (created on first use), with one more user."""
     key = os.path.realpath(directory)
-    settings = _Settings(min(map_size, map_size_limit), map_size_limit, max_readers, durable, timeout)
+    settings = _Settings(min(map_size, map_size_limit), map_size_limit, max_readers, durable, timeout, verify)
     with _lock:
         shared = _environments.get(key)
         if shared is None:
@@ -650,3 +672,16 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
+
+
+def _at_exit() -> None:
+    """Seal the files of environments still open when the interpreter ends (a later first
+    open then need not check them).  LMDB stays open: a daemon thread may still be in it,
+    and a write after the seal only makes the next first open check the file."""
+    for shared in list(_all):
+        if shared.handles is not None:
+            with contextlib.suppress(OSError):
+                shared.guard.leave()
+
+
+atexit.register(_at_exit)

@@ -52,11 +52,12 @@ from cachekit.plugins import (
     Store,
     StoreConfig,
     Totals,
+    boolean,
     integer,
     size,
 )
 
-from . import _environment, _records
+from . import _environment, _guard, _records
 from ._environment import Handles, SharedEnvironment, translate
 from ._records import MAX_KEY, PREFIX, RecordError, decode, decode_sortable_float, encode, record_key
 
@@ -180,6 +181,13 @@ class LMDBStore(Store):
         "lmdb_max_readers": Setting(
             1024, integer(1), "Reader slots (threads reading at once, across all processes).", persist=False
         ),
+        "lmdb_verify": Setting(
+            True,
+            boolean,
+            "Check every page of data.mdb before first use when it may have changed outside cachekit "
+            "(LMDB stops the process on a damaged page).",
+            persist=False,
+        ),
     }
 
     def __init__(self, config: StoreConfig) -> None:
@@ -193,6 +201,7 @@ class LMDBStore(Store):
             max_readers=int(options.get("lmdb_max_readers", 1024)),
             durable=config.durability == "full",
             timeout=config.timeout,
+            verify=bool(options.get("lmdb_verify", True)),
         )
         self._closed = False
         self._sync_after_commit = False
@@ -956,8 +965,12 @@ class LMDBStore(Store):
         txn.put(_environment.META_FORMAT, _environment.FORMAT)
 
     def check(self, fix: bool) -> list[str]:
+        """Walk every page of ``data.mdb`` (LMDB would stop the process on a damaged one), then
+        compare the indexes and totals with the entries."""
         problems: list[str] = []
         with self.write():
+            # Under the writer lock the committed file cannot change: walk it before LMDB reads it.
+            _guard.verify(self.path)
             self._change(self._check, fix, problems)
         return problems
 

@@ -433,8 +433,8 @@ def _tree(directory: str) -> dict[str, str]:
     for root, _, files in os.walk(directory):
         for name in files:
             path = os.path.join(root, name)
-            if name.endswith(("-shm", "lock.mdb")):
-                continue  # shared-memory files, rewritten by any reader
+            if name.endswith(("-shm", "lock.mdb", "lmdb-open.lock")):
+                continue  # shared-memory files, rewritten by any reader; the LMDB store's seal
             if name.endswith("-wal") and os.path.getsize(path) == 0:
                 continue  # an empty write-ahead log, which a read-only SQLite reader may create
             with open(path, "rb") as file:
@@ -578,8 +578,8 @@ def snapshot(cache: cachekit.Cache) -> dict[str, Any]:
     files = []
     for root, _, names in os.walk(cache.directory):
         for name in names:
-            if name.endswith(("-shm", "lock.mdb", "-wal")):
-                continue  # rewritten by readers and checkpoints
+            if name.endswith(("-shm", "lock.mdb", "-wal", "lmdb-open.lock")):
+                continue  # rewritten by readers, checkpoints, and the LMDB store's first and last opener
             path = os.path.join(root, name)
             status = os.lstat(path)
             files.append((os.path.relpath(path, cache.directory), status.st_size, stat.S_IFMT(status.st_mode)))

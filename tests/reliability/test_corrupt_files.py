@@ -47,12 +47,15 @@ def _large_value_file(directory: Path) -> Path:
     assert entry.filename is not None
     return directory / entry.filename
 
+#: Files any opener may rewrite: shared memory, and the LMDB store's seal (cachekit_lmdb._guard).
+_REWRITTEN_BY_ANY_OPENER = ("-shm", "lock.mdb", "lmdb-open.lock")
+
 
 def _files(directory: Path) -> dict[str, bytes]:
     return {
         str(path.relative_to(directory)): path.read_bytes()
         for path in sorted(directory.rglob("*"))
-        if path.is_file() and not path.is_symlink() and not path.name.endswith(("-shm", "lock.mdb"))
+        if path.is_file() and not path.is_symlink() and not path.name.endswith(_REWRITTEN_BY_ANY_OPENER)
     }
 
 
