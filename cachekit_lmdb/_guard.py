@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import stat
 import time
@@ -57,7 +58,9 @@ def verify(data_path: str) -> None:
         ) from error
 
 
+@functools.cache
 def _boot_id() -> str:
+    """This boot of the machine (constant for the life of the process)."""
     try:
         with open(_BOOT_ID_PATH, encoding="ascii") as file:
             return file.read().strip()

@@ -326,3 +326,44 @@ class TestFirstOpenRetries:
         with pytest.raises(sqlite3.OperationalError, match="locked"):
             _when_not_busy(action, timeout=0.05)
         assert time.monotonic() - started < 2
+
+
+def _posix_locks_held(path: str) -> list[str]:
+    """The POSIX locks this process holds on ``path``, from /proc/locks."""
+    inode = os.stat(path).st_ino
+    pid = str(os.getpid())
+    with open("/proc/locks", encoding="ascii") as locks:
+        return [
+            line.strip()
+            for line in locks
+            if line.split()[1] == "POSIX" and line.split()[4] == pid and line.split()[5].endswith(f":{inode}")
+        ]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="reads the kernel's lock table from /proc/locks (Linux)")
+def test_creating_the_database_file_keeps_other_threads_locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread that opens the cache while another is creating its database file keeps its SQLite
+    locks: closing any descriptor of a file drops all of the process's POSIX locks on it, and
+    SQLite, which counts its locks per process, would not take them again.  Without its shared
+    lock, another process's last connection takes the database for unused and removes the
+    write-ahead log, committed writes and all (a CI run lost three processes' writes that way)."""
+    directory = tmp_path / "cache"
+    database = os.path.join(directory, DATABASE_NAME)
+    real_fchmod = os.fchmod
+    opened: list[cachekit.Cache] = []
+    other = threading.Thread(target=lambda: opened.append(cachekit.Cache(directory, store="sqlite")))
+
+    def fchmod_then_let_another_thread_open(descriptor: int, mode: int) -> None:
+        real_fchmod(descriptor, mode)
+        if os.readlink(f"/proc/self/fd/{descriptor}") == database and not other.is_alive() and not opened:
+            other.start()
+            other.join(1.0)  # it must wait for the new file's descriptor to be closed
+
+    monkeypatch.setattr(os, "fchmod", fchmod_then_let_another_thread_open)
+    with cachekit.Cache(directory, store="sqlite") as cache:
+        other.join(10)
+        assert opened, "the other thread never opened the cache"
+        cache.set("key", "value")
+        assert opened[0].get("key") == "value"
+        assert _posix_locks_held(database), "this process holds no lock on the database while two connections use it"
+        opened[0].close()
