@@ -84,6 +84,7 @@ def translate(error: BaseException, path: str) -> Exception:
     if isinstance(error, lmdb.MapFullError):
         return StorageFull(f"the LMDB map of {path} is full ({message}); raise map_size_limit or lower size_limit")
     if isinstance(error, lmdb.InvalidError | lmdb.VersionMismatchError | lmdb.CorruptedError | lmdb.PageNotFoundError):
+        _distrust(path)
         return CorruptCache(f"{path} is damaged or is not a cachekit LMDB database ({message})")
     if isinstance(error, lmdb.PanicError):
         return CorruptCache(f"LMDB hit a fatal error on {path} ({message}); reopen the cache")
@@ -106,6 +107,13 @@ def translate(error: BaseException, path: str) -> Exception:
             "or use another directory"
         )
     return StoreError(f"LMDB failed on {path}: {message}")
+
+
+def _distrust(path: str) -> None:
+    """LMDB found ``path`` damaged: no process may seal it as sound (see cachekit_lmdb._guard)."""
+    for shared in list(_all):
+        if shared.path == path:
+            shared.guard.distrust()
 
 
 def network_filesystem(directory: str) -> str | None:
@@ -193,7 +201,7 @@ class SharedEnvironment:
         self.users = 0
         self.poisoned: str | None = None
         """Why this process cannot use the directory any more (set in a child forked at a bad moment)."""
-        self.guard = Guard(directory, self.path, settings.durable)
+        self.guard = Guard(directory, self.path)
         self._reset_locks()
 
     def _reset_locks(self) -> None:
@@ -276,7 +284,6 @@ class SharedEnvironment:
             _check_length(env, self.path)
             # Before LMDB reads a page of the tree: check the file if something else may have
             # changed it since a cachekit process last closed it (see cachekit_lmdb._guard).
-            self.guard.durable = settings.durable
             self.guard.enter(self._deadline(settings.timeout), walk=settings.verify)
         except BaseException:
             env.close()

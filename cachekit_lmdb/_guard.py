@@ -13,15 +13,18 @@ cachekit process that closed it properly:
 - the process that opens it first (again: the lock is free for an exclusive
   hold) compares the seal with ``data.mdb``.  If they differ (another program
   wrote the file, or the last user was killed or crashed) or the machine has
-  restarted since, with durability ``"normal"`` (LMDB then does not flush its
-  commits, so a system crash can leave damaged pages), it walks the file
+  restarted since (a system crash can leave damaged pages unless every
+  writer flushed its commits, which the seal cannot tell), it walks the file
   first, and refuses a damaged one with :class:`cachekit.CorruptCache`.
-  Openers arriving meanwhile wait for it, within the cache's timeout.
+  Openers arriving meanwhile wait for it, within the cache's timeout;
+- a file nobody walked (``lmdb_verify=false``) or in which damage was found
+  gets the seal ``unchecked`` instead, which vouches for nothing.
 
 A process killed while it held the environment leaves no seal, so the next
-first open after such a crash pays for one walk (about 1 ms per 1,500
+first open after such a crash pays for one walk (about 1 s per million
 records).  Damage that happens while processes have the file open, or that
-keeps its inode, size and times (a disk's own silent bit rot), is not seen.
+keeps its inode, size and times (a disk's own silent bit rot, or a rewrite
+of the same size within the clock tick of LMDB's last commit), is not seen.
 """
 
 from __future__ import annotations
@@ -35,16 +38,20 @@ import time
 
 from cachekit import CorruptCache, StoreError, Timeout
 
-from . import _verify
-
 __all__ = ["GUARD_FILE", "Guard", "verify"]
 
 GUARD_FILE = "lmdb-open.lock"
 _BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+#: The seal of a file nobody has vouched for: the next first opener walks it.
+UNCHECKED = "unchecked\n"
 
 
 def verify(data_path: str) -> None:
     """Walk ``data_path``; raise :class:`cachekit.CorruptCache` if it is damaged or not cachekit's."""
+    from . import _verify  # only when a walk is due: most opens never need it
+
+    if not _verify.SUPPORTED:
+        return  # nothing to check with
     try:
         _verify.verify(data_path)
     except _verify.Foreign as error:
@@ -80,11 +87,12 @@ def _seal(data_path: str) -> str:
 class Guard:
     """This process's hold on ``lmdb-open.lock`` for one open environment."""
 
-    def __init__(self, directory: str, data_path: str, durable: bool) -> None:
+    def __init__(self, directory: str, data_path: str) -> None:
         self.path = os.path.join(directory, GUARD_FILE)
         self.data_path = data_path
-        self.durable = durable
         self.descriptor = -1
+        self.distrusted = False
+        """Damage was found while open: the last process out must not seal the file."""
         self.verified = False
         """Whether the last :meth:`enter` walked the data file (for tests and counters)."""
 
@@ -123,25 +131,25 @@ class Guard:
 
     def _as_first_opener(self, descriptor: int, walk: bool) -> None:
         now = _seal(self.data_path)
-        if not now:
-            return  # a new cache: LMDB creates the file
         recorded = os.pread(descriptor, 4096, 0).decode("ascii", "replace")
-        if walk and not self._vouches(recorded, now):
+        if recorded == now:
+            return
+        if not walk:
+            seal = UNCHECKED
+        else:
             verify(self.data_path)
             self.verified = True
-        if recorded != now:
-            _write(descriptor, now)
+            self.distrusted = False  # whatever damage was found before is gone
+            seal = now
+        if recorded != seal:
+            _write(descriptor, seal)
 
-    def _vouches(self, recorded: str, now: str) -> bool:
-        if not _verify.SUPPORTED:
-            return True  # nothing to check with
-        if recorded == now:
-            return True
-        if not self.durable:
-            return False
-        # With durable commits a restart of the machine leaves the file sound: only its
-        # identity and times count.
-        return recorded.rsplit(" ", 1)[0] == now.rsplit(" ", 1)[0]
+    def distrust(self) -> None:
+        """Damage was found: the file keeps the seal ``unchecked`` (see the module)."""
+        self.distrusted = True
+        if self.descriptor >= 0:
+            with contextlib.suppress(OSError):
+                _write(self.descriptor, UNCHECKED)
 
     def leave(self) -> None:
         """Give up the hold; the last process out writes the seal.  Call after closing LMDB."""
@@ -152,7 +160,8 @@ class Guard:
             # Fails (and drops the shared hold) while another process has the environment open.
             if _try(descriptor, fcntl.LOCK_EX):
                 with contextlib.suppress(OSError):
-                    _write(descriptor, _seal(self.data_path))
+                    unchecked = self.distrusted or os.pread(descriptor, 64, 0) == UNCHECKED.encode()
+                    _write(descriptor, UNCHECKED if unchecked else _seal(self.data_path))
         finally:
             os.close(descriptor)
 

@@ -278,9 +278,15 @@ class LMDBStore(Store):
                     txn = handles.env.begin(None, None, True)  # (db, parent, write): no keyword parsing
                 except lmdb.Error:
                     handles, txn = self._begin_write_slowly(timeout)
-            layout = txn.get(_LAYOUT_KEY)
-            if layout != self._layout_raw:
-                self._apply_layout(layout)
+            try:
+                layout = txn.get(_LAYOUT_KEY)
+                if layout != self._layout_raw:
+                    self._apply_layout(layout)
+            except BaseException as error:
+                txn.abort()  # else LMDB's own writer mutex stays taken
+                if isinstance(error, lmdb.Error):
+                    raise translate(error, self.path) from error
+                raise
         except BaseException:
             shared.unlock_writer()
             raise
@@ -968,9 +974,19 @@ class LMDBStore(Store):
         """Walk every page of ``data.mdb`` (LMDB would stop the process on a damaged one), then
         compare the indexes and totals with the entries."""
         problems: list[str] = []
-        with self.write():
-            # Under the writer lock the committed file cannot change: walk it before LMDB reads it.
+        shared = self._shared
+        self._handles()
+        # Under the writer lock, with no transaction begun, the committed file cannot change and
+        # LMDB has read none of its pages: walk it first.
+        shared.lock_writer(self._timeout)
+        try:
             _guard.verify(self.path)
+        except CorruptCache:
+            shared.guard.distrust()
+            raise
+        finally:
+            shared.unlock_writer()
+        with self.write():
             self._change(self._check, fix, problems)
         return problems
 
