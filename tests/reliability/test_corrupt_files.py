@@ -47,6 +47,7 @@ def _large_value_file(directory: Path) -> Path:
     assert entry.filename is not None
     return directory / entry.filename
 
+
 #: Files any opener may rewrite: shared memory, and the LMDB store's seal (cachekit_lmdb._guard).
 _REWRITTEN_BY_ANY_OPENER = ("-shm", "lock.mdb", "lmdb-open.lock")
 
