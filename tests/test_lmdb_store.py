@@ -13,7 +13,6 @@ import signal
 import struct
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from cachekit.testing import FakeClock
 lmdb = pytest.importorskip("lmdb", reason="the LMDB store needs the lmdb package: pip install 'cachekit[lmdb]'")
 
 import _lmdb_workers  # noqa: E402 - a sibling module, importable by name in spawned processes
+import _processes  # noqa: E402 - a sibling helper module
 
 from cachekit_lmdb import LMDBStore, _environment, _records  # noqa: E402
 from cachekit_lmdb._environment import Handles  # noqa: E402
@@ -67,23 +67,11 @@ def closing() -> Iterator[Callable[[cachekit.Cache], cachekit.Cache]]:
 
 # -- child processes -------------------------------------------------------------------------------
 def _fork() -> int:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning)  # fork() with threads, on 3.12+
-        return os.fork()
+    return _processes.fork()
 
 
 def _reap(pid: int, timeout: float = CHILD_WAIT) -> int:
-    """The exit code of child ``pid``; kills it and fails the test if it has not ended within ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise AssertionError(f"the child process did not finish within {timeout} seconds: it hung")
-        time.sleep(0.005)
+    return _processes.reap(pid, timeout)
 
 
 def _kill(pid: int) -> None:

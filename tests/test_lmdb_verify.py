@@ -23,8 +23,7 @@ import struct
 import subprocess
 import sys
 import time
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,8 @@ import pytest
 import cachekit
 
 lmdb = pytest.importorskip("lmdb", reason="the LMDB store needs the lmdb package: pip install 'cachekit[lmdb]'")
+
+import _processes  # noqa: E402 - a sibling helper module
 
 from cachekit_lmdb import LMDBStore  # noqa: E402
 from cachekit_lmdb._environment import SharedEnvironment  # noqa: E402
@@ -273,20 +274,6 @@ def read_json_line(process: subprocess.Popen[str]) -> dict[str, Any]:
     return result
 
 
-@pytest.fixture
-def closing() -> Iterator[Callable[[cachekit.Cache], cachekit.Cache]]:
-    """Register caches to close after the test (even when it fails)."""
-    opened: list[cachekit.Cache] = []
-
-    def register(cache: cachekit.Cache) -> cachekit.Cache:
-        opened.append(cache)
-        return cache
-
-    yield register
-    for cache in reversed(opened):
-        cache.close()
-
-
 class Corpus:
     """A closed cache after random sets and deletes: a tree two levels deep, with overflow pages."""
 
@@ -411,7 +398,7 @@ FREE_DB_RECORD, MAIN_DB_RECORD = 16 + 24, 16 + 24 + 48
 
 def _node_offset(data: bytearray, base: int, index: int) -> int:
     (offset,) = struct.unpack_from("=H", data, base + PAGE_HEADER.size + 2 * index)
-    return base + offset
+    return base + int(offset)
 
 
 def _edit_main_record(corpus: Corpus, data: bytearray, field: int, value: int) -> None:
@@ -439,8 +426,8 @@ def _mutate(corpus: Corpus, case: str) -> bytearray:
     elif case == "child out of range":
         struct.pack_into("=HHH", data, _node_offset(data, branch, 1), 0xFFFF, 0xFFFF, 0)
     elif case == "page used twice":
-        first = bytes(data[_node_offset(data, branch, 0) : _node_offset(data, branch, 0) + 6])
-        data[_node_offset(data, branch, 1) : _node_offset(data, branch, 1) + 6] = first
+        child = bytes(data[_node_offset(data, branch, 0) : _node_offset(data, branch, 0) + 6])
+        data[_node_offset(data, branch, 1) : _node_offset(data, branch, 1) + 6] = child
     elif case == "keys out of order":
         first, second = PAGE_HEADER.size, PAGE_HEADER.size + 2
         data[leaf + first : leaf + first + 2], data[leaf + second : leaf + second + 2] = (
@@ -640,39 +627,41 @@ def test_a_file_rewritten_outside_cachekit_is_walked_once(tmp_path: Path) -> Non
     assert walked(directory) is False
 
 
-def test_a_second_cache_object_in_the_process_does_not_open_again(
-    tmp_path: Path, closing: Callable[[cachekit.Cache], cachekit.Cache]
-) -> None:
+def test_a_second_cache_object_in_the_process_does_not_open_again(tmp_path: Path) -> None:
     directory = tmp_path / "cache"
-    first = closing(open_lmdb(directory))
-    first.set("key", "value")
-    (directory / GUARD_FILE).write_text("stale\n", encoding="ascii")
-    second = open_lmdb(directory)
+    first = open_lmdb(directory)
     try:
-        assert shared_of(second) is shared_of(first)
-        assert second.get("key") == "value"
-        assert recorded_seal(directory) == "stale\n", "no first-opener check ran"
+        first.set("key", "value")
+        (directory / GUARD_FILE).write_text("stale\n", encoding="ascii")
+        second = open_lmdb(directory)
+        try:
+            assert shared_of(second) is shared_of(first)
+            assert second.get("key") == "value"
+            assert recorded_seal(directory) == "stale\n", "no first-opener check ran"
+        finally:
+            second.close()
+        assert recorded_seal(directory) == "stale\n", "the environment stays open while the first cache uses it"
+        first.close()
+        assert recorded_seal(directory) == seal_of(directory)
+        assert walked(directory) is False
     finally:
-        second.close()
-    assert recorded_seal(directory) == "stale\n", "the environment stays open while the first cache uses it"
-    first.close()
-    assert recorded_seal(directory) == seal_of(directory)
-    assert walked(directory) is False
+        first.close()
 
 
-def test_a_second_process_opening_meanwhile_does_not_walk(
-    tmp_path: Path, closing: Callable[[cachekit.Cache], cachekit.Cache]
-) -> None:
+def test_a_second_process_opening_meanwhile_does_not_walk(tmp_path: Path) -> None:
     """Only the first opener walks: a process opening while another has the environment open trusts it."""
     directory = tmp_path / "cache"
-    cache = closing(open_lmdb(directory))
-    cache.set("key", "value")
-    (directory / GUARD_FILE).write_text("stale\n", encoding="ascii")  # a first opener would walk
-    assert run_python(CHILD_OPEN, str(directory)) == {"verified": False, "value": "value"}
-    assert recorded_seal(directory) == "stale\n", "the child was not the last to close"
-    cache.close()
-    assert recorded_seal(directory) == seal_of(directory)
-    assert run_python(CHILD_OPEN, str(directory)) == {"verified": False, "value": "value"}
+    cache = open_lmdb(directory)
+    try:
+        cache.set("key", "value")
+        (directory / GUARD_FILE).write_text("stale\n", encoding="ascii")  # a first opener would walk
+        assert run_python(CHILD_OPEN, str(directory)) == {"verified": False, "value": "value"}
+        assert recorded_seal(directory) == "stale\n", "the child was not the last to close"
+        cache.close()
+        assert recorded_seal(directory) == seal_of(directory)
+        assert run_python(CHILD_OPEN, str(directory)) == {"verified": False, "value": "value"}
+    finally:
+        cache.close()
 
 
 def test_an_opener_while_another_holds_the_environment_does_not_walk_nor_seal(tmp_path: Path) -> None:
@@ -863,49 +852,39 @@ def test_check_finds_damage_to_the_leaf_of_the_metadata(corpus: Corpus, tmp_path
 
 
 def _fork() -> int:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning)  # fork() with threads, on 3.12+
-        return os.fork()
+    return _processes.fork()
 
 
 def _reap(pid: int) -> int:
-    deadline = time.monotonic() + CHILD_WAIT
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise AssertionError("the forked child hung")
-        time.sleep(0.005)
+    return _processes.reap(pid, CHILD_WAIT)
 
 
-def test_a_forked_child_leaves_the_parents_hold_alone(
-    tmp_path: Path, closing: Callable[[cachekit.Cache], cachekit.Cache]
-) -> None:
+def test_a_forked_child_leaves_the_parents_hold_alone(tmp_path: Path) -> None:
     directory = tmp_path / "cache"
-    cache = closing(open_lmdb(directory))
-    cache.set("parent", "before the fork")
-    pid = _fork()
-    if pid == 0:  # pragma: no cover - the child, which must never return into pytest
-        code = 1
-        try:
-            own = open_lmdb(directory)
-            own.set("child", "from the child")
-            code = 0 if own.get("parent") == "before the fork" else 2
-            own.close()
-        finally:
-            os._exit(code)
-    assert _reap(pid) == 0
-    probe = run_python(CHILD_PROBE, str(directory / GUARD_FILE))
-    assert probe == {"exclusive": False, "shared": True}, "the parent's shared hold must survive the child"
-    assert cache.get("child") == "from the child"
-    assert cache.set("parent", "after the fork")
-    assert cache.get("parent") == "after the fork"
-    cache.close()
-    assert run_python(CHILD_PROBE, str(directory / GUARD_FILE)) == {"exclusive": True, "shared": True}
-    assert recorded_seal(directory) == seal_of(directory)
+    cache = open_lmdb(directory)
+    try:
+        cache.set("parent", "before the fork")
+        pid = _fork()
+        if pid == 0:  # pragma: no cover - the child, which must never return into pytest
+            code = 1
+            try:
+                own = open_lmdb(directory)
+                own.set("child", "from the child")
+                code = 0 if own.get("parent") == "before the fork" else 2
+                own.close()
+            finally:
+                os._exit(code)
+        assert _reap(pid) == 0
+        probe = run_python(CHILD_PROBE, str(directory / GUARD_FILE))
+        assert probe == {"exclusive": False, "shared": True}, "the parent's shared hold must survive the child"
+        assert cache.get("child") == "from the child"
+        assert cache.set("parent", "after the fork")
+        assert cache.get("parent") == "after the fork"
+        cache.close()
+        assert run_python(CHILD_PROBE, str(directory / GUARD_FILE)) == {"exclusive": True, "shared": True}
+        assert recorded_seal(directory) == seal_of(directory)
+    finally:
+        cache.close()
 
 
 @pytest.mark.parametrize("planted", ["directory", "fifo"])
