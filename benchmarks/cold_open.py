@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _systems
-from .latency import _positive, machine, percentile, print_finish, print_machine, write_json
+from .latency import _positive, finish, machine, percentile, print_machine, write_json
 
 __all__ = ["ColdSystem", "cold_systems", "main", "run", "summarize_ms"]
 
@@ -568,18 +568,7 @@ def run(
         print(f"- **{error['system']} FAILED**: {error['error'].splitlines()[-1]}")
     if errors:
         print()
-    elapsed = time.perf_counter() - started
-    print_finish(info, elapsed, len(errors))
-    report = {
-        "machine": info,
-        "config": config,
-        "notes": list(notes),
-        "results": rows,
-        "missing_bytecode": missing_bytecode,
-        "errors": errors,
-        "elapsed_seconds": elapsed,
-    }
-    return report, not errors
+    return finish(info, config, notes, started, errors, results=rows, missing_bytecode=missing_bytecode)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

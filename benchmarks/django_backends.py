@@ -53,12 +53,12 @@ from ._systems import (
 from .latency import (
     LATENCY_COLUMNS,
     _version,
+    finish,
     format_ratio,
     format_size,
     format_us,
     latency_cells,
     machine,
-    print_finish,
     print_machine,
     system_list,
     write_json,
@@ -618,10 +618,8 @@ def run(
         shutil.rmtree(base, ignore_errors=True)
     print_get_summary(figures["results"], counts)
     print_summary(figures["throughput"], counts)
-    elapsed = time.perf_counter() - started
-    print_finish(info, elapsed, len(figures["errors"]))
-    report = {"machine": info, "config": config, "notes": list(notes), **figures, "elapsed_seconds": elapsed}
-    return report, not figures["errors"]
+    results = {name: found for name, found in figures.items() if name != "errors"}
+    return finish(info, config, notes, started, figures["errors"], **results)
 
 
 def explain(selected: Sequence[Backend], config: dict[str, Any], info: dict[str, Any], notes: list[str]) -> None:

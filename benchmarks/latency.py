@@ -586,6 +586,23 @@ def print_finish(info: dict[str, Any], elapsed: float, failures: int) -> None:
         print(f"{failures} system run(s) FAILED; see above.")
 
 
+def finish(
+    info: dict[str, Any],
+    config: dict[str, Any],
+    notes: Sequence[str],
+    started: float,
+    errors: list[dict[str, Any]],
+    **results: Any,
+) -> tuple[dict[str, Any], bool]:
+    """Print a run's last lines; return its JSON report (the machine, the configuration, the notes,
+    ``results``, the errors and the seconds taken) and whether no system failed."""
+    elapsed = time.perf_counter() - started
+    print_finish(info, elapsed, len(errors))
+    report = {"machine": info, "config": config, "notes": list(notes), **results, "errors": errors}
+    report["elapsed_seconds"] = elapsed
+    return report, not errors
+
+
 def print_summary(rows: Sequence[dict[str, Any]], workloads: Sequence[tuple[int, int]]) -> None:
     if len(workloads) < 2:
         return
@@ -778,20 +795,9 @@ def _run(
         print_workload(workload, workload_rows, workload_ratios)
         sys.stdout.flush()
     print_summary(rows, workloads)
-    elapsed = time.perf_counter() - started
-    print_finish(info, elapsed, len(errors))
-    report = {
-        "machine": info,
-        "config": config,
-        "notes": list(notes),
-        "results": rows,
-        "ratios": ratio_rows,
-        "populate": populate,
-        "errors": errors,
-        "skipped": skipped,
-        "elapsed_seconds": elapsed,
-    }
-    return report, not errors
+    return finish(
+        info, config, notes, started, errors, results=rows, ratios=ratio_rows, populate=populate, skipped=skipped
+    )
 
 
 def write_json(path: str, report: dict[str, Any]) -> None:

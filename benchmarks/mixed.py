@@ -58,11 +58,11 @@ from .latency import (
     _positive,
     _sizes,
     _version,
+    finish,
     format_ratio,
     format_size,
     latency_cells,
     machine,
-    print_finish,
     print_machine,
     print_systems,
     summarize,
@@ -693,19 +693,7 @@ def _run(
         ratio_rows.extend(here_ratios)
         errors.extend(here["errors"])
     print_summary(throughputs, counts)
-    elapsed = time.perf_counter() - started
-    print_finish(info, elapsed, len(errors))
-    report = {
-        "machine": info,
-        "config": config,
-        "notes": list(notes),
-        "results": rows,
-        "throughput": throughputs,
-        "ratios": ratio_rows,
-        "errors": errors,
-        "elapsed_seconds": elapsed,
-    }
-    return report, not errors
+    return finish(info, config, notes, started, errors, results=rows, throughput=throughputs, ratios=ratio_rows)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

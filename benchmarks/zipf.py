@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._systems import BenchmarkError, diskcache_available, store_names
-from .latency import _positive, _sizes, machine, print_finish, print_machine, write_json
+from .latency import _positive, _sizes, finish, machine, print_machine, write_json
 
 __all__ = [
     "POLICIES",
@@ -564,18 +564,7 @@ def run(
         print(f"- **{error['system']} ({error['policy']}) FAILED**: {error['error'].splitlines()[-1]}")
     if errors:
         print()
-    elapsed = time.perf_counter() - started
-    print_finish(info, elapsed, len(errors))
-    report = {
-        "machine": info,
-        "config": config,
-        "notes": list(notes),
-        "simulations": simulations,
-        "results": rows,
-        "errors": errors,
-        "elapsed_seconds": elapsed,
-    }
-    return report, not errors
+    return finish(info, config, notes, started, errors, simulations=simulations, results=rows)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
