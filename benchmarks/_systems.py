@@ -59,13 +59,17 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import shutil
 import socket
 import sqlite3
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from . import _servers
+
+T = TypeVar("T")
 
 __all__ = [
     "GROUPS",
@@ -861,3 +865,24 @@ def servers_for(
                     os.environ.pop(variable, None)
                 else:
                     os.environ[variable] = value
+
+
+def run_with_servers(
+    specs: Sequence[Spec],
+    notes: list[str],
+    *,
+    quick: bool,
+    directory: str | None,
+    prefix: str,
+    body: Callable[[Sequence[Spec], str, dict[str, Any]], T],
+) -> T:
+    """Make a scratch directory (in ``directory``), start the servers ``specs`` need (with the quick
+    or the full start budget), and return ``body(the specs that can run, the scratch directory,
+    the servers' description)``; the servers are stopped and the directory removed afterwards."""
+    budget = _servers.QUICK_SERVER_START_SECONDS if quick else _servers.SERVER_START_SECONDS
+    base = tempfile.mkdtemp(prefix=prefix, dir=directory)
+    try:
+        with servers_for(specs, notes, budget=budget) as started:
+            return body(started.specs, base, started.info())
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -53,7 +53,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _systems
-from .latency import _positive, finish, machine, percentile, print_machine, write_json
+from ._cli import run_command
+from .latency import _positive, finish, machine, percentile, print_machine, print_systems_and_notes
 
 __all__ = ["ColdSystem", "cold_systems", "main", "run", "summarize_ms"]
 
@@ -386,12 +387,7 @@ def print_header(info: dict[str, Any], config: dict[str, Any], notes: Sequence[s
         "(c) the whole process, by the parent; milliseconds"
     )
     print(f"- bytecode: {config['bytecode']}")
-    print("- systems:")
-    for name, description in config["descriptions"].items():
-        print(f"  - {name}: {description}")
-    for note in notes:
-        print(f"- note: {note}")
-    print()
+    print_systems_and_notes(config, notes)
 
 
 def print_results(rows: Sequence[dict[str, Any]]) -> None:
@@ -572,15 +568,4 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    command_line = parser()
-    args = command_line.parse_args(argv)
-    notes: list[str] = []
-    try:
-        systems = cold_systems(args.systems, notes)
-    except ValueError as error:
-        command_line.error(str(error))
-    report, ok = run(args, systems, notes, argv)
-    if args.json:
-        write_json(args.json, report)
-    return 0 if ok else 1
+    return run_command(parser(), argv, lambda args, notes: cold_systems(args.systems, notes), run)

@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .latency import machine, store_names, write_json
+from ._cli import write_json
+from .latency import machine, store_names
 
 __all__ = ["main"]
 

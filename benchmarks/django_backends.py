@@ -30,6 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._cli import run_command
 from ._servers import (
     LOOPBACK,
     QUICK_SERVER_START_SECONDS,
@@ -38,7 +39,6 @@ from ._servers import (
     Server,
     ServerError,
     start_server,
-    stopped_by_sigterm,
 )
 from ._systems import (
     CACHEKIT_PREFIX,
@@ -61,7 +61,6 @@ from .latency import (
     machine,
     print_machine,
     system_list,
-    write_json,
 )
 from .mixed import (
     DEFAULT_KEYS,
@@ -649,20 +648,11 @@ def explain(selected: Sequence[Backend], config: dict[str, Any], info: dict[str,
         )
 
 
+def _django_missing() -> str | None:
+    return None if _importable("django") else 'Django is not installed: pip install "cachekit[django]"'
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    command_line = parser()
-    args = command_line.parse_args(argv)
-    if not _importable("django"):
-        print('Django is not installed: pip install "cachekit[django]"', file=sys.stderr)
-        return 1
-    notes: list[str] = []
-    try:
-        selected = select(args.systems, notes)
-    except ValueError as error:
-        command_line.error(str(error))
-    with stopped_by_sigterm():
-        report, ok = run(args, selected, notes, argv)
-    if args.json:
-        write_json(args.json, report)
-    return 0 if ok else 1
+    return run_command(
+        parser(), argv, lambda args, notes: select(args.systems, notes), run, servers=True, missing=_django_missing
+    )

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import json
 import math
 import os
 import platform
@@ -42,6 +41,7 @@ from importlib import metadata
 from typing import Any
 
 from . import _servers
+from ._cli import run_command
 from ._systems import (
     CACHEKIT_PREFIX,
     DISKCACHE,
@@ -58,8 +58,8 @@ from ._systems import (
     diskcache_available,
     lmdb_available,
     policy_specs,
+    run_with_servers,
     select_specs,
-    servers_for,
     store_names,
 )
 
@@ -500,10 +500,7 @@ def print_header(info: dict[str, Any], config: dict[str, Any], notes: Sequence[s
         f"interleaved rounds{f' ({exceptions})' if exceptions else ''}; "
         f"timer overhead {info['timer_overhead_ns']} ns per sample (included)"
     )
-    print_systems(config)
-    for note in notes:
-        print(f"- note: {note}")
-    print()
+    print_systems_and_notes(config, notes)
 
 
 def print_systems(config: dict[str, Any]) -> None:
@@ -512,6 +509,14 @@ def print_systems(config: dict[str, Any]) -> None:
     print("- systems:")
     for name in config["systems"]:
         print(f"  - {name}: {descriptions.get(name) or '-'}")
+
+
+def print_systems_and_notes(config: dict[str, Any], notes: Sequence[str]) -> None:
+    """The end of a report's header: the systems, then the notes, then a blank line."""
+    print_systems(config)
+    for note in notes:
+        print(f"- note: {note}")
+    print()
 
 
 #: The latency columns of a report's tables: a statistic of ``summarize`` and its header.
@@ -726,13 +731,14 @@ def run(
 
     Returns ``(report, every system worked)``.
     """
-    budget = _servers.QUICK_SERVER_START_SECONDS if args.quick else _servers.SERVER_START_SECONDS
-    base = tempfile.mkdtemp(prefix="cachekit-latency-", dir=args.dir)
-    try:
-        with servers_for(specs, notes, budget=budget) as started:
-            return _run(args, started.specs, notes, argv, base, started.info())
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    return run_with_servers(
+        specs,
+        notes,
+        quick=args.quick,
+        directory=args.dir,
+        prefix="cachekit-latency-",
+        body=lambda runnable, base, servers: _run(args, runnable, notes, argv, base, servers),
+    )
 
 
 def _run(
@@ -800,25 +806,10 @@ def _run(
     )
 
 
-def write_json(path: str, report: dict[str, Any]) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(report, handle, indent=2)
-        handle.write("\n")
-    print(f"Wrote {path}.")
+def _select(args: argparse.Namespace, notes: list[str]) -> list[Spec]:
+    specs = select_specs(args.systems, notes)
+    return specs + policy_specs(specs, args.policies)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    command_line = parser()
-    args = command_line.parse_args(argv)
-    notes: list[str] = []
-    try:
-        specs = select_specs(args.systems, notes)
-    except ValueError as error:
-        command_line.error(str(error))
-    specs += policy_specs(specs, args.policies)
-    with _servers.stopped_by_sigterm():
-        report, ok = run(args, specs, notes, argv)
-    if args.json:
-        write_json(args.json, report)
-    return 0 if ok else 1
+    return run_command(parser(), argv, _select, run, servers=True)

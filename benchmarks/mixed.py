@@ -30,7 +30,6 @@ import queue
 import random
 import shutil
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _servers
+from ._cli import run_command
 from ._systems import (
     CACHEKIT_PREFIX,
     DISKCACHE,
@@ -47,8 +47,8 @@ from ._systems import (
     Spec,
     System,
     open_system,
+    run_with_servers,
     select_specs,
-    servers_for,
 )
 from .latency import (
     COMPARED_PACKAGES,
@@ -64,10 +64,9 @@ from .latency import (
     latency_cells,
     machine,
     print_machine,
-    print_systems,
+    print_systems_and_notes,
     summarize,
     system_list,
-    write_json,
 )
 
 __all__ = ["main", "open_system", "run"]
@@ -449,10 +448,7 @@ def print_header(info: dict[str, Any], config: dict[str, Any], notes: Sequence[s
         f"- processes: {', '.join(str(count) for count in config['processes'])} (start method spawn); "
         f"timer overhead {info['timer_overhead_ns']} ns per sample (included)"
     )
-    print_systems(config)
-    for note in notes:
-        print(f"- note: {note}")
-    print()
+    print_systems_and_notes(config, notes)
 
 
 def print_throughputs(throughputs: Sequence[dict[str, Any]]) -> None:
@@ -614,13 +610,14 @@ def run(
             notes.append(why)
         else:
             kept.append(spec)
-    budget = _servers.QUICK_SERVER_START_SECONDS if args.quick else _servers.SERVER_START_SECONDS
-    base = tempfile.mkdtemp(prefix="cachekit-mixed-", dir=args.dir)
-    try:
-        with servers_for(kept, notes, budget=budget) as started:
-            return _run(args, started.specs, notes, argv, base, started.info())
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    return run_with_servers(
+        kept,
+        notes,
+        quick=args.quick,
+        directory=args.dir,
+        prefix="cachekit-mixed-",
+        body=lambda runnable, base, servers: _run(args, runnable, notes, argv, base, servers),
+    )
 
 
 def _run(
@@ -697,16 +694,6 @@ def _run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    command_line = parser()
-    args = command_line.parse_args(argv)
-    notes: list[str] = []
-    try:
-        specs = select_specs(args.systems, notes, multiprocess=True)
-    except ValueError as error:
-        command_line.error(str(error))
-    with _servers.stopped_by_sigterm():
-        report, ok = run(args, specs, notes, argv)
-    if args.json:
-        write_json(args.json, report)
-    return 0 if ok else 1
+    return run_command(
+        parser(), argv, lambda args, notes: select_specs(args.systems, notes, multiprocess=True), run, servers=True
+    )

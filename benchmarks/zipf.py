@@ -42,8 +42,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._cli import run_command
 from ._systems import BenchmarkError, diskcache_available, store_names
-from .latency import _positive, _sizes, finish, machine, print_machine, write_json
+from .latency import _positive, _sizes, finish, machine, print_machine, print_systems_and_notes
 
 __all__ = [
     "POLICIES",
@@ -381,12 +382,7 @@ def print_header(info: dict[str, Any], config: dict[str, Any], notes: Sequence[s
         f"({config['total_volume']:,} bytes, {config['entry_size']:,} bytes per entry as cachekit counts it: "
         f"type byte + UTF-8 key + value), about {config['size_limit'] // config['entry_size']:,} entries"
     )
-    print("- systems:")
-    for name, description in config["descriptions"].items():
-        print(f"  - {name}: {description}")
-    for note in notes:
-        print(f"- note: {note}")
-    print()
+    print_systems_and_notes(config, notes)
 
 
 def print_simulations(simulations: Sequence[dict[str, Any]]) -> None:
@@ -567,19 +563,13 @@ def run(
     return finish(info, config, notes, started, errors, simulations=simulations, results=rows)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    command_line = parser()
-    args = command_line.parse_args(argv)
-    notes: list[str] = []
-    try:
-        systems = select_systems(zipf_systems(notes), args.systems)
-    except ValueError as error:
-        command_line.error(str(error))
+def _select(args: argparse.Namespace, notes: list[str]) -> list[ZipfSystem]:
+    systems = select_systems(zipf_systems(notes), args.systems)
     unknown = [policy for policy in args.policies or () if policy not in SIMULATORS]
     if unknown:
-        command_line.error(f"no exact simulation of {', '.join(unknown)}; choose from {', '.join(POLICIES)}")
-    report, ok = run(args, systems, notes, argv)
-    if args.json:
-        write_json(args.json, report)
-    return 0 if ok else 1
+        raise ValueError(f"no exact simulation of {', '.join(unknown)}; choose from {', '.join(POLICIES)}")
+    return systems
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(parser(), argv, _select, run)
